@@ -1,0 +1,6 @@
+//! whisper-wgpu: Whisper-architecture encoder-decoder models on any GPU through wgpu.
+pub mod config;
+pub mod error;
+pub mod tensor;
+
+pub use error::{Error, Result};
