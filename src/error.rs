@@ -7,7 +7,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("audio {}: {msg}", path.display())]
     Audio { path: PathBuf, msg: String },
     #[error("invalid audio: {0}")]
@@ -40,9 +43,15 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub fn tensor(name: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Tensor { name: name.into(), msg: msg.into() }
+        Error::Tensor {
+            name: name.into(),
+            msg: msg.into(),
+        }
     }
 }

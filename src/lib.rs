@@ -1,6 +1,9 @@
 //! whisper-wgpu: Whisper-architecture encoder-decoder models on any GPU through wgpu.
+pub mod backend;
 pub mod config;
 pub mod error;
+pub mod graph;
 pub mod tensor;
+pub mod weights;
 
 pub use error::{Error, Result};

@@ -1,0 +1,191 @@
+// Batched matrix multiply with a fused epilogue: the linear layers, the convolutions (as
+// GEMMs over overlapping input rows), and the encoder's attention products all run here.
+//
+//   y[zo][zi][m][n] = epilogue( sum_k x[zo][zi][m][k] * b[zo][zi][k][n] )
+//   epilogue: + bias[n], then GELU (exact, erf), then + add[zo][zi][m][n], then (+= y if ACCUM)
+//
+// Bindings (group 0):
+//   0 params  uniform  Params (below)
+//   1 x       storage  array<vec4<f32>>  rows of k contiguous values (k % 4 == 0)
+//   2 b       storage  array<vec4<u32>>  k-major: for each k a row of n columns, padded to 16;
+//                                        B_F16: two f16 per u32; else f32 bit patterns
+//   3 bias    storage  array<f32>        [bias_base + n] (read only when HAS_BIAS)
+//   4 add     storage  array<f32>        (read only when HAS_ADD)
+//   5 state   storage  array<u32>        decode step state, STATE_WORDS per row (when USE_STATE)
+//   6 out0    storage  array<f32>        destination of output segment 0
+//   7 out1    storage  array<u32>        segment 1: f32 bits, or packed f16 when SEG1_F16
+//   8 out2    storage  array<u32>        segment 2: likewise
+// The output columns [0, n) are cut into up to three segments, each with its own buffer and
+// affine index map (row-major, transposed, or a KV cache written at the row's step position).
+//
+// Dispatch: (ceil(n / 16 / WG), ceil(m / ROWS), z_outer * z_inner); workgroup (WG, 1, 1).
+// Each invocation computes ROWS rows x 16 columns: per k it reads 32 (f16) or 64 (f32)
+// contiguous bytes of b, neighbouring invocations reading neighbouring blocks.
+
+struct Seg {
+    end: u32,     // one past the segment's last column
+    base: u32,
+    row: u32,     // stride per output row m
+    col: u32,     // stride per column inside the segment
+    outer: u32,   // stride per zo
+    inner: u32,   // stride per zi
+    pos: u32,     // stride per step position of row m (0 when unused)
+    _pad: u32,
+}
+
+struct Params {
+    m: u32, n: u32, k: u32, z_inner: u32,
+    x_base: u32, x_row: u32, x_outer: u32, x_inner: u32,       // in f32 elements
+    b_base4: u32, b_k4: u32, b_outer4: u32, b_inner4: u32,     // in vec4<u32> units
+    add_base: u32, add_row: u32, add_outer: u32, add_inner: u32,
+    bias_base: u32, _p0: u32, _p1: u32, _p2: u32,
+    seg: array<Seg, 3>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> addend: array<f32>;
+@group(0) @binding(5) var<storage, read> state: array<u32>;
+@group(0) @binding(6) var<storage, read_write> out0: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out1: array<u32>;
+@group(0) @binding(8) var<storage, read_write> out2: array<u32>;
+
+override WG: u32 = 64u;
+override ROWS: u32 = 1u;          // rows per invocation, 1..=MAX_ROWS
+override B_F16: bool = true;      // b holds packed f16 (else f32)
+override HAS_BIAS: bool = false;
+override GELU: bool = false;
+override HAS_ADD: bool = false;
+override ACCUM: bool = false;     // segment 0 accumulates into what out0 holds (residual)
+override USE_STATE: bool = false; // rows are decode rows: skip done rows, use their positions
+override SEG1_F16: bool = false;
+override SEG2_F16: bool = false;
+override STATE_WORDS: u32 = 16u;
+const STATE_POS: u32 = 1u;
+const STATE_DONE: u32 = 2u;
+const MAX_ROWS: u32 = 8u;
+
+fn load_b(i4: u32) -> array<vec4<f32>, 4> {
+    var w: array<vec4<f32>, 4>;
+    if (B_F16) {
+        let q0 = b[i4];
+        let q1 = b[i4 + 1u];
+        w[0] = vec4<f32>(unpack2x16float(q0.x), unpack2x16float(q0.y));
+        w[1] = vec4<f32>(unpack2x16float(q0.z), unpack2x16float(q0.w));
+        w[2] = vec4<f32>(unpack2x16float(q1.x), unpack2x16float(q1.y));
+        w[3] = vec4<f32>(unpack2x16float(q1.z), unpack2x16float(q1.w));
+    } else {
+        w[0] = bitcast<vec4<f32>>(b[i4]);
+        w[1] = bitcast<vec4<f32>>(b[i4 + 1u]);
+        w[2] = bitcast<vec4<f32>>(b[i4 + 2u]);
+        w[3] = bitcast<vec4<f32>>(b[i4 + 3u]);
+    }
+    return w;
+}
+
+// Exact GELU, x * Phi(x). erf from Abramowitz-Stegun 7.1.26 is only good to 1.5e-7 absolute
+// in erf, which is below f32 resolution of the products that follow.
+fn gelu(v: f32) -> f32 {
+    let z = abs(v) * 0.70710678118654752;
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let erf_abs = 1.0 - poly * exp(-z * z);
+    let erf_v = select(-erf_abs, erf_abs, v >= 0.0);
+    return 0.5 * v * (1.0 + erf_v);
+}
+
+fn row_done(m: u32) -> bool {
+    return USE_STATE && state[m * STATE_WORDS + STATE_DONE] != 0u;
+}
+
+fn store_f16(seg: u32, idx: u32, v: f32) {
+    // Two f16 share a word: read-modify-write the half this element owns. No other invocation
+    // of the dispatch writes the same word (see the host's checks on segment layouts).
+    let word = idx >> 1u;
+    let hi = (idx & 1u) == 1u;
+    let h = pack2x16float(vec2<f32>(v, 0.0)) & 0xffffu;
+    if (seg == 1u) {
+        let old = out1[word];
+        out1[word] = select((old & 0xffff0000u) | h, (old & 0xffffu) | (h << 16u), hi);
+    } else {
+        let old = out2[word];
+        out2[word] = select((old & 0xffff0000u) | h, (old & 0xffffu) | (h << 16u), hi);
+    }
+}
+
+fn store(m: u32, n: u32, zo: u32, zi: u32, v_in: f32) {
+    var v = v_in;
+    if (HAS_BIAS) { v += bias[p.bias_base + n]; }
+    if (GELU) { v = gelu(v); }
+    if (HAS_ADD) { v += addend[p.add_base + zo * p.add_outer + zi * p.add_inner + m * p.add_row + n]; }
+    var s = 0u;
+    var start = 0u;
+    if (n >= p.seg[0].end) { s = 1u; start = p.seg[0].end; }
+    if (n >= p.seg[1].end) { s = 2u; start = p.seg[1].end; }
+    let sg = p.seg[s];
+    var pos = 0u;
+    if (USE_STATE) { pos = state[m * STATE_WORDS + STATE_POS]; }
+    let idx = sg.base + zo * sg.outer + zi * sg.inner + m * sg.row + (n - start) * sg.col + pos * sg.pos;
+    if (s == 0u) {
+        if (ACCUM) { v += out0[idx]; }
+        out0[idx] = v;
+    } else if (s == 1u) {
+        if (SEG1_F16) { store_f16(1u, idx, v); } else { out1[idx] = bitcast<u32>(v); }
+    } else {
+        if (SEG2_F16) { store_f16(2u, idx, v); } else { out2[idx] = bitcast<u32>(v); }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let blk = gid.x;
+    let col0 = blk * 16u;
+    let row0 = gid.y * ROWS;
+    if (col0 >= p.n || row0 >= p.m) { return; }
+    let zo = gid.z / p.z_inner;
+    let zi = gid.z % p.z_inner;
+    if (USE_STATE) {
+        var any_live = false;
+        for (var r = 0u; r < ROWS; r++) {
+            if (row0 + r < p.m && !row_done(row0 + r)) { any_live = true; }
+        }
+        if (!any_live) { return; }
+    }
+
+    let x0 = p.x_base + zo * p.x_outer + zi * p.x_inner;
+    var xoff: array<u32, MAX_ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        // Rows past m re-read row m-1; their results are never stored.
+        xoff[r] = (x0 + min(row0 + r, p.m - 1u) * p.x_row) / 4u;
+    }
+    let per_blk = select(4u, 2u, B_F16);
+    var bi = p.b_base4 + zo * p.b_outer4 + zi * p.b_inner4 + blk * per_blk;
+
+    var acc: array<array<vec4<f32>, 4>, MAX_ROWS>;
+    for (var k4 = 0u; k4 < p.k / 4u; k4++) {
+        var xv: array<vec4<f32>, MAX_ROWS>;
+        for (var r = 0u; r < ROWS; r++) { xv[r] = x[xoff[r] + k4]; }
+        for (var kk = 0u; kk < 4u; kk++) {
+            let w = load_b(bi);
+            bi += p.b_k4;
+            for (var r = 0u; r < ROWS; r++) {
+                let s = xv[r][kk];
+                acc[r][0] += w[0] * s;
+                acc[r][1] += w[1] * s;
+                acc[r][2] += w[2] * s;
+                acc[r][3] += w[3] * s;
+            }
+        }
+    }
+
+    for (var r = 0u; r < ROWS; r++) {
+        let m = row0 + r;
+        if (m >= p.m || row_done(m)) { continue; }
+        for (var c = 0u; c < 16u; c++) {
+            let n = col0 + c;
+            if (n < p.n) { store(m, n, zo, zi, acc[r][c / 4u][c % 4u]); }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The small interface the model needs from a device: buffers, and op lists compiled once and
+//! replayed. [`cpu::CpuBackend`] is the plain-Rust reference; [`wgpu::WgpuBackend`] runs WGSL.
+pub mod cpu;
+pub mod wgpu;
+
+use crate::graph::{BufId, Elem, Op};
+use crate::Result;
+
+/// A compiled op list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PlanId(pub u32);
+
+/// How many device objects a backend has created: a decode step after the first must not add
+/// to any of these (no allocation, no bind group, no pipeline on the hot path).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub buffers: u64,
+    pub bind_groups: u64,
+    pub pipelines: u64,
+    pub plans: u64,
+    /// Name-keyed lookups (pipeline cache probes) made while running plans.
+    pub hot_lookups: u64,
+}
+
+impl Counters {
+    pub fn total(&self) -> u64 {
+        self.buffers + self.bind_groups + self.pipelines + self.plans + self.hot_lookups
+    }
+}
+
+pub trait Backend {
+    /// The device in words, for logs and benchmark tables.
+    fn describe(&self) -> String;
+    /// The largest buffer one binding may span, in bytes.
+    fn max_binding_bytes(&self) -> u64;
+    /// A zero-filled buffer of `len` elements.
+    fn create_buffer(&mut self, label: &str, elem: Elem, len: usize) -> Result<BufId>;
+    fn write(&mut self, buf: BufId, offset_bytes: usize, data: &[u8]) -> Result<()>;
+    /// Waits for queued work, then returns `len_bytes` from `offset_bytes`.
+    fn read(&mut self, buf: BufId, offset_bytes: usize, len_bytes: usize) -> Result<Vec<u8>>;
+    /// Validates and prepares `ops` for replay.
+    fn compile(&mut self, ops: &[Op]) -> Result<PlanId>;
+    /// Queues `times` replays of a plan back to back (one submission where the device allows).
+    fn run(&mut self, plan: PlanId, times: usize) -> Result<()>;
+    /// Device objects created so far.
+    fn counters(&self) -> Counters;
+    /// Dispatches one replay of the plan issues.
+    fn dispatch_count(&self, plan: PlanId) -> usize;
+
+    fn read_f32(&mut self, buf: BufId, offset: usize, len: usize) -> Result<Vec<f32>> {
+        let b = self.read(buf, offset * 4, len * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&b))
+    }
+    fn read_u32(&mut self, buf: BufId, offset: usize, len: usize) -> Result<Vec<u32>> {
+        let b = self.read(buf, offset * 4, len * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&b))
+    }
+}

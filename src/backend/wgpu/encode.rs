@@ -1,0 +1,694 @@
+//! Compiling ops into dispatches: checks every index an op can touch against its buffers,
+//! fills the kernel's parameter block, picks the specialisation and the workgroup grid.
+use super::kernels::Kernel;
+use super::WgpuBackend;
+use crate::graph::*;
+use crate::{Error, Result};
+use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
+
+/// One prebuilt dispatch: replaying it needs no lookup or allocation.
+pub(crate) struct Dispatch {
+    pub pipeline: Arc<wgpu::ComputePipeline>,
+    pub bind_group: wgpu::BindGroup,
+    pub workgroups: [u32; 3],
+}
+
+pub(crate) struct Ctx<'a> {
+    pub backend: &'a mut WgpuBackend,
+}
+
+fn bad(msg: String) -> Error {
+    Error::InvalidArgument(msg)
+}
+
+fn u32_of(v: usize, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| {
+        Error::Limit(format!(
+            "{what} = {v} does not fit the kernels' 32-bit indices"
+        ))
+    })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SegParams {
+    end: u32,
+    base: u32,
+    row: u32,
+    col: u32,
+    outer: u32,
+    inner: u32,
+    pos: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    z_inner: u32,
+    x: [u32; 4],
+    b: [u32; 4],
+    add: [u32; 4],
+    bias_base: [u32; 4],
+    seg: [SegParams; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LayerNormParams {
+    rows: u32,
+    dim: u32,
+    x_base: u32,
+    x_row: u32,
+    y_base: u32,
+    y_row: u32,
+    eps: f32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SoftmaxParams {
+    rows: u32,
+    cols: u32,
+    base: u32,
+    row: u32,
+    z_stride: u32,
+    scale: f32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EmbedParams {
+    rows: u32,
+    dim: u32,
+    col_start: u32,
+    cols: u32,
+    row_words: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AttendParams {
+    heads: u32,
+    head_dim: u32,
+    cap: u32,
+    fixed_len: u32,
+    q_base: u32,
+    q_row: u32,
+    kv_row: u32,
+    n_chunks: u32,
+    out_base: u32,
+    out_row: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SelectParams {
+    vocab: u32,
+    logits_row: u32,
+    cap: u32,
+    mask_words: u32,
+}
+
+/// What to bind at one slot.
+enum Bind {
+    Buf(BufId),
+    Unused,
+}
+
+impl Ctx<'_> {
+    fn len(&self, id: BufId) -> Result<(usize, Elem)> {
+        let b = self.backend.get(id)?;
+        Ok((b.len, b.elem))
+    }
+
+    /// Checks that `[first, last]` lies inside `id`, which must hold `elem`s.
+    fn check_span(&self, id: BufId, elem: Elem, last: usize, what: &str) -> Result<()> {
+        let (len, e) = self.len(id)?;
+        if e != elem {
+            return Err(bad(format!(
+                "{what}: buffer {id:?} holds {e:?}, the op reads {elem:?}"
+            )));
+        }
+        if last >= len {
+            return Err(bad(format!(
+                "{what}: reaches element {last} of buffer {id:?} which holds {len}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn dispatch(
+        &mut self,
+        kernel: Kernel,
+        entry: &'static str,
+        constants: Vec<(&'static str, f64)>,
+        params: &[u8],
+        binds: Vec<Bind>,
+        workgroups: [u32; 3],
+    ) -> Result<Dispatch> {
+        let max = self.backend.gpu.limits.max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&w| w > max) {
+            return Err(Error::Limit(format!(
+                "{kernel:?} needs {workgroups:?} workgroups; the device allows {max} per dimension"
+            )));
+        }
+        let pipeline =
+            self.backend
+                .kernels
+                .pipeline(&self.backend.gpu, kernel, entry, constants)?;
+        let gpu = &self.backend.gpu;
+        let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: (params.len() as u64).next_multiple_of(16),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.queue.write_buffer(&uniform, 0, params);
+        self.backend.counters.buffers += 1;
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in binds.iter().enumerate() {
+            let slot = i + 1;
+            let buffer = match b {
+                Bind::Buf(id) => &self.backend.get(*id)?.buffer,
+                Bind::Unused if kernel.is_read_write(slot) => &self.backend.dummy_rw,
+                Bind::Unused => &self.backend.dummy_read,
+            };
+            entries.push(wgpu::BindGroupEntry {
+                binding: slot as u32,
+                resource: buffer.as_entire_binding(),
+            });
+        }
+        debug_assert_eq!(entries.len(), kernel.bindings());
+        let layout = self.backend.kernels.bind_group_layout(kernel);
+        let bind_group = gpu.scoped(&format!("binding {kernel:?}"), || {
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout,
+                entries: &entries,
+            })
+        })?;
+        self.backend.counters.bind_groups += 1;
+        Ok(Dispatch {
+            pipeline,
+            bind_group,
+            workgroups,
+        })
+    }
+
+    pub fn encode(&mut self, op: &Op) -> Result<Vec<Dispatch>> {
+        match op {
+            Op::Matmul(o) => self.matmul(o).map(|d| vec![d]),
+            Op::LayerNorm(o) => self.layer_norm(o).map(|d| vec![d]),
+            Op::Softmax(o) => self.softmax(o).map(|d| vec![d]),
+            Op::Embed(o) => self.embed(o),
+            Op::Attend(o) => self.attend(o),
+            Op::SelectToken(o) => self.select(o).map(|d| vec![d]),
+        }
+    }
+
+    fn matmul(&mut self, o: &Matmul) -> Result<Dispatch> {
+        if o.m == 0 || o.n == 0 || o.k == 0 || o.z_outer == 0 || o.z_inner == 0 {
+            return Err(bad(format!("empty matmul {}x{}x{}", o.m, o.n, o.k)));
+        }
+        if o.k % 4 != 0
+            || [o.x.base, o.x.row, o.x.outer, o.x.inner]
+                .iter()
+                .any(|v| v % 4 != 0)
+        {
+            return Err(bad(
+                "x offsets and k must be multiples of 4 (vec4 loads)".into()
+            ));
+        }
+        let (b_elem, per_vec4) = match o.b.format {
+            BFormat::F16 => (Elem::F16, 8),
+            BFormat::F32 => (Elem::F32, 4),
+        };
+        let b = &o.b;
+        if [b.base, b.k_stride, b.outer, b.inner]
+            .iter()
+            .any(|v| v % per_vec4 != 0)
+        {
+            return Err(bad(format!(
+                "B offsets must be multiples of {per_vec4} elements"
+            )));
+        }
+        let n_pad = o.n.next_multiple_of(16);
+        if b.k_stride < n_pad && o.k > 1 {
+            return Err(bad(format!(
+                "B rows of {} elements cannot hold {n_pad} padded columns",
+                b.k_stride
+            )));
+        }
+        let (zo, zi) = (o.z_outer - 1, o.z_inner - 1);
+        let x_last = o.x.base + zo * o.x.outer + zi * o.x.inner + (o.m - 1) * o.x.row + o.k - 1;
+        self.check_span(o.x.buf, Elem::F32, x_last, "matmul x")?;
+        let b_last = b.base + zo * b.outer + zi * b.inner + (o.k - 1) * b.k_stride + n_pad - 1;
+        self.check_span(b.buf, b_elem, b_last, "matmul B")?;
+        if let Some((bias, base)) = o.bias {
+            self.check_span(bias, Elem::F32, base + o.n - 1, "matmul bias")?;
+        }
+        if let Some(a) = &o.add {
+            let last = a.base + zo * a.outer + zi * a.inner + (o.m - 1) * a.row + o.n - 1;
+            self.check_span(a.buf, Elem::F32, last, "matmul add")?;
+        }
+        if let Some(s) = o.state {
+            self.check_span(s, Elem::U32, o.m * STATE_WORDS - 1, "matmul state")?;
+        }
+        if o.out.is_empty() || o.out.len() > 3 || o.out.last().map(|s| s.end) != Some(o.n) {
+            return Err(bad("1 to 3 output segments must cover the columns".into()));
+        }
+        let rows_per_inv = if o.m >= 8 { 8 } else { o.m };
+        let mut segs = [SegParams::zeroed(); 3];
+        let mut start = 0;
+        for (i, s) in o.out.iter().enumerate() {
+            if s.end <= start {
+                return Err(bad(
+                    "output segments must be non-empty and increasing".into()
+                ));
+            }
+            if s.pos != 0 && o.state.is_none() {
+                return Err(bad(
+                    "a segment indexed by position needs the step state".into()
+                ));
+            }
+            match (i, s.elem) {
+                (0, Elem::F32) | (1 | 2, Elem::F32 | Elem::F16) => {}
+                _ => return Err(bad(format!("output segment {i} cannot hold {:?}", s.elem))),
+            }
+            if s.elem == Elem::F16 && s.row == 1 && rows_per_inv % 2 != 0 {
+                return Err(bad(
+                    "f16 output with adjacent rows needs an even row count per invocation".into(),
+                ));
+            }
+            if s.elem == Elem::F16 && s.row == 1 && s.base % 2 != 0 {
+                return Err(bad(
+                    "f16 output with adjacent rows must start on an even element".into(),
+                ));
+            }
+            let max_pos = if s.pos != 0 { self.len(s.buf)?.0 } else { 0 };
+            // Largest index reachable (position term checked at run time by the state's max_len,
+            // which the session keeps below the capacity this segment was sized for).
+            let last = s.base
+                + zo * s.outer
+                + zi * s.inner
+                + (o.m - 1) * s.row
+                + (s.end - start - 1) * s.col;
+            let (len, e) = self.len(s.buf)?;
+            if e != s.elem && !(e == Elem::F32 && s.elem == Elem::F32) {
+                return Err(bad(format!(
+                    "output segment {i}: buffer holds {e:?}, not {:?}",
+                    s.elem
+                )));
+            }
+            if last >= len {
+                return Err(bad(format!(
+                    "output segment {i} reaches element {last} of a buffer of {len}"
+                )));
+            }
+            let _ = max_pos;
+            segs[i] = SegParams {
+                end: u32_of(s.end, "segment end")?,
+                base: u32_of(s.base, "segment base")?,
+                row: u32_of(s.row, "segment row stride")?,
+                col: u32_of(s.col, "segment column stride")?,
+                outer: u32_of(s.outer, "segment outer stride")?,
+                inner: u32_of(s.inner, "segment inner stride")?,
+                pos: u32_of(s.pos, "segment position stride")?,
+                _pad: 0,
+            };
+            start = s.end;
+        }
+        for s in o.out.len()..3 {
+            segs[s] = SegParams {
+                end: u32::MAX,
+                ..segs[o.out.len() - 1]
+            };
+        }
+        let a = o.add.unwrap_or_default();
+        let params = MatmulParams {
+            m: u32_of(o.m, "m")?,
+            n: u32_of(o.n, "n")?,
+            k: u32_of(o.k, "k")?,
+            z_inner: u32_of(o.z_inner, "z_inner")?,
+            x: [o.x.base, o.x.row, o.x.outer, o.x.inner].map(|v| v as u32),
+            b: [
+                b.base / per_vec4,
+                b.k_stride / per_vec4,
+                b.outer / per_vec4,
+                b.inner / per_vec4,
+            ]
+            .map(|v| v as u32),
+            add: [a.base, a.row, a.outer, a.inner].map(|v| v as u32),
+            bias_base: [o.bias.map_or(0, |b| b.1) as u32, 0, 0, 0],
+            seg: segs,
+        };
+        for v in [x_last, b_last] {
+            u32_of(v, "an operand index")?;
+        }
+        let blocks = o.n.div_ceil(16);
+        let wg = if blocks >= 256 { 64 } else { 16 };
+        let seg_f16 = |i: usize| o.out.get(i).is_some_and(|s| s.elem == Elem::F16);
+        let constants = vec![
+            ("WG", wg as f64),
+            ("ROWS", rows_per_inv as f64),
+            ("B_F16", (o.b.format == BFormat::F16) as u8 as f64),
+            ("HAS_BIAS", o.bias.is_some() as u8 as f64),
+            ("GELU", o.gelu as u8 as f64),
+            ("HAS_ADD", o.add.is_some() as u8 as f64),
+            ("ACCUM", o.accumulate as u8 as f64),
+            ("USE_STATE", o.state.is_some() as u8 as f64),
+            ("SEG1_F16", seg_f16(1) as u8 as f64),
+            ("SEG2_F16", seg_f16(2) as u8 as f64),
+            ("STATE_WORDS", STATE_WORDS as f64),
+        ];
+        let opt = |b: Option<BufId>| b.map_or(Bind::Unused, Bind::Buf);
+        let seg_buf = |i: usize| o.out.get(i).map_or(Bind::Unused, |s| Bind::Buf(s.buf));
+        let binds = vec![
+            Bind::Buf(o.x.buf),
+            Bind::Buf(b.buf),
+            opt(o.bias.map(|b| b.0)),
+            opt(o.add.map(|a| a.buf)),
+            opt(o.state),
+            seg_buf(0),
+            seg_buf(1),
+            seg_buf(2),
+        ];
+        let groups = [
+            u32_of(blocks.div_ceil(wg), "workgroups")?,
+            u32_of(o.m.div_ceil(rows_per_inv), "workgroups")?,
+            u32_of(o.z_outer * o.z_inner, "workgroups")?,
+        ];
+        self.dispatch(
+            Kernel::Matmul,
+            "main",
+            constants,
+            bytemuck::bytes_of(&params),
+            binds,
+            groups,
+        )
+    }
+
+    fn layer_norm(&mut self, o: &LayerNorm) -> Result<Dispatch> {
+        if o.rows == 0 || o.dim == 0 || o.dim % 4 != 0 {
+            return Err(bad(format!(
+                "layernorm of {} rows of {} (dim must be a positive multiple of 4)",
+                o.rows, o.dim
+            )));
+        }
+        if [o.x_base, o.x_row, o.y_base, o.y_row]
+            .iter()
+            .any(|v| v % 4 != 0)
+        {
+            return Err(bad("layernorm offsets must be multiples of 4".into()));
+        }
+        self.check_span(
+            o.x,
+            Elem::F32,
+            o.x_base + (o.rows - 1) * o.x_row + o.dim - 1,
+            "layernorm x",
+        )?;
+        self.check_span(
+            o.y,
+            Elem::F32,
+            o.y_base + (o.rows - 1) * o.y_row + o.dim - 1,
+            "layernorm y",
+        )?;
+        self.check_span(o.gamma, Elem::F32, o.dim - 1, "layernorm gamma")?;
+        self.check_span(o.beta, Elem::F32, o.dim - 1, "layernorm beta")?;
+        if o.x == o.y {
+            return Err(bad("layernorm cannot run in place".into()));
+        }
+        let params = LayerNormParams {
+            rows: u32_of(o.rows, "rows")?,
+            dim: u32_of(o.dim, "dim")?,
+            x_base: o.x_base as u32,
+            x_row: o.x_row as u32,
+            y_base: o.y_base as u32,
+            y_row: o.y_row as u32,
+            eps: o.eps,
+            _pad: 0,
+        };
+        let wg = 64;
+        let constants = vec![
+            ("WG", wg as f64),
+            ("USE_STATE", o.state.is_some() as u8 as f64),
+            ("STATE_WORDS", STATE_WORDS as f64),
+        ];
+        let binds = vec![
+            Bind::Buf(o.x),
+            Bind::Buf(o.gamma),
+            Bind::Buf(o.beta),
+            o.state.map_or(Bind::Unused, Bind::Buf),
+            Bind::Buf(o.y),
+        ];
+        let groups = [u32_of(o.rows.div_ceil(wg), "workgroups")?, 1, 1];
+        self.dispatch(
+            Kernel::LayerNorm,
+            "main",
+            constants,
+            bytemuck::bytes_of(&params),
+            binds,
+            groups,
+        )
+    }
+
+    fn softmax(&mut self, o: &Softmax) -> Result<Dispatch> {
+        if o.rows == 0 || o.cols == 0 || o.z == 0 || o.cols % 4 != 0 {
+            return Err(bad(
+                "softmax needs rows, z and a multiple of 4 columns".into()
+            ));
+        }
+        if [o.base, o.row, o.z_stride].iter().any(|v| v % 4 != 0) {
+            return Err(bad("softmax offsets must be multiples of 4".into()));
+        }
+        let last = o.base + (o.z - 1) * o.z_stride + (o.rows - 1) * o.row + o.cols - 1;
+        self.check_span(o.buf, Elem::F32, last, "softmax")?;
+        let params = SoftmaxParams {
+            rows: u32_of(o.rows, "rows")?,
+            cols: u32_of(o.cols, "cols")?,
+            base: u32_of(o.base, "base")?,
+            row: u32_of(o.row, "row")?,
+            z_stride: u32_of(o.z_stride, "z stride")?,
+            scale: o.scale,
+            _pad: [0; 2],
+        };
+        u32_of(last, "softmax index")?;
+        let wg = 64;
+        let groups = [
+            u32_of(o.rows.div_ceil(wg), "workgroups")?,
+            u32_of(o.z, "workgroups")?,
+            1,
+        ];
+        self.dispatch(
+            Kernel::Softmax,
+            "main",
+            vec![("WG", wg as f64)],
+            bytemuck::bytes_of(&params),
+            vec![Bind::Buf(o.buf)],
+            groups,
+        )
+    }
+
+    fn embed(&mut self, o: &Embed) -> Result<Vec<Dispatch>> {
+        self.check_span(o.state, Elem::U32, o.rows * STATE_WORDS - 1, "embed state")?;
+        self.check_span(o.y, Elem::F32, o.rows * o.dim - 1, "embed y")?;
+        let (pos_len, _) = self.len(o.positional)?;
+        if pos_len < o.dim {
+            return Err(bad("positional table smaller than one row".into()));
+        }
+        let mut out = Vec::new();
+        for c in &o.table {
+            let elem = match c.format {
+                BFormat::F16 => Elem::F16,
+                BFormat::F32 => Elem::F32,
+            };
+            self.check_span(
+                c.buf,
+                elem,
+                (o.dim - 1) * c.row_elems + c.cols - 1,
+                "embedding chunk",
+            )?;
+            let row_words = match c.format {
+                BFormat::F16 => c.row_elems / 2,
+                BFormat::F32 => c.row_elems,
+            };
+            let params = EmbedParams {
+                rows: u32_of(o.rows, "rows")?,
+                dim: u32_of(o.dim, "dim")?,
+                col_start: u32_of(c.col_start, "chunk start")?,
+                cols: u32_of(c.cols, "chunk columns")?,
+                row_words: u32_of(row_words, "chunk row")?,
+                _pad: [0; 3],
+            };
+            let wg = 64;
+            let constants = vec![
+                ("WG", wg as f64),
+                ("F16", (c.format == BFormat::F16) as u8 as f64),
+                ("STATE_WORDS", STATE_WORDS as f64),
+            ];
+            let binds = vec![
+                Bind::Buf(c.buf),
+                Bind::Buf(o.positional),
+                Bind::Buf(o.state),
+                Bind::Buf(o.y),
+            ];
+            let groups = [
+                u32_of(o.dim.div_ceil(wg), "workgroups")?,
+                u32_of(o.rows, "rows")?,
+                1,
+            ];
+            out.push(self.dispatch(
+                Kernel::Embed,
+                "main",
+                constants,
+                bytemuck::bytes_of(&params),
+                binds,
+                groups,
+            )?);
+        }
+        Ok(out)
+    }
+
+    fn attend(&mut self, o: &Attend) -> Result<Vec<Dispatch>> {
+        if o.head_dim == 0 || o.head_dim % 8 != 0 || o.cap % 16 != 0 || o.rows == 0 || o.heads == 0
+        {
+            return Err(bad(format!(
+                "attention needs head_dim % 8 == 0 and capacity % 16 == 0 (got {} and {})",
+                o.head_dim, o.cap
+            )));
+        }
+        if o.max_len > o.cap || o.fixed_len.is_some_and(|l| l == 0 || l > o.cap) {
+            return Err(bad("attention length exceeds the cache capacity".into()));
+        }
+        if [o.q_base, o.q_row].iter().any(|v| v % 4 != 0) {
+            return Err(bad("query offsets must be multiples of 4".into()));
+        }
+        let kv_row = o.heads * o.head_dim * o.cap;
+        self.check_span(o.k_t, Elem::F16, o.rows * kv_row - 1, "attention keys")?;
+        self.check_span(o.v_t, Elem::F16, o.rows * kv_row - 1, "attention values")?;
+        self.check_span(
+            o.q,
+            Elem::F32,
+            o.q_base + (o.rows - 1) * o.q_row + o.heads * o.head_dim - 1,
+            "attention q",
+        )?;
+        self.check_span(
+            o.out,
+            Elem::F32,
+            o.out_base + (o.rows - 1) * o.out_row + o.heads * o.head_dim - 1,
+            "attention out",
+        )?;
+        self.check_span(
+            o.partials,
+            Elem::F32,
+            o.partials_len() - 1,
+            "attention partials",
+        )?;
+        self.check_span(
+            o.state,
+            Elem::U32,
+            o.rows * STATE_WORDS - 1,
+            "attention state",
+        )?;
+        let n_chunks = o.n_chunks();
+        let params = AttendParams {
+            heads: u32_of(o.heads, "heads")?,
+            head_dim: u32_of(o.head_dim, "head_dim")?,
+            cap: u32_of(o.cap, "capacity")?,
+            fixed_len: u32_of(o.fixed_len.unwrap_or(0), "length")?,
+            q_base: u32_of(o.q_base, "q base")?,
+            q_row: u32_of(o.q_row, "q row")?,
+            kv_row: u32_of(kv_row, "cache row")?,
+            n_chunks: u32_of(n_chunks, "chunks")?,
+            out_base: u32_of(o.out_base, "out base")?,
+            out_row: u32_of(o.out_row, "out row")?,
+            scale: o.scale,
+            _pad: 0,
+        };
+        u32_of(o.rows * kv_row, "cache size")?;
+        let constants = vec![
+            ("USE_STATE", 1.0),
+            ("FULL", o.full_capacity as u8 as f64),
+            ("STATE_WORDS", STATE_WORDS as f64),
+        ];
+        let binds = || {
+            vec![
+                Bind::Buf(o.q),
+                Bind::Buf(o.k_t),
+                Bind::Buf(o.v_t),
+                Bind::Buf(o.state),
+                Bind::Buf(o.partials),
+                Bind::Buf(o.out),
+            ]
+        };
+        let bytes = bytemuck::bytes_of(&params);
+        let rows = u32_of(o.rows, "rows")?;
+        let heads = params.heads;
+        let partial = self.dispatch(
+            Kernel::Attend,
+            "partial",
+            constants.clone(),
+            bytes,
+            binds(),
+            [n_chunks as u32, heads, rows],
+        )?;
+        let merge = self.dispatch(
+            Kernel::Attend,
+            "merge",
+            constants,
+            bytes,
+            binds(),
+            [heads, rows, 1],
+        )?;
+        Ok(vec![partial, merge])
+    }
+
+    fn select(&mut self, o: &SelectToken) -> Result<Dispatch> {
+        let mask_words = o.vocab.div_ceil(32);
+        self.check_span(
+            o.logits,
+            Elem::F32,
+            (o.rows - 1) * o.logits_row + o.vocab - 1,
+            "select logits",
+        )?;
+        self.check_span(o.rules, Elem::U32, 2 * mask_words - 1, "select rules")?;
+        self.check_span(o.state, Elem::U32, o.rows * STATE_WORDS - 1, "select state")?;
+        self.check_span(o.history, Elem::U32, o.rows * o.cap - 1, "select history")?;
+        self.check_span(o.logprobs, Elem::F32, o.rows * o.cap - 1, "select logprobs")?;
+        let params = SelectParams {
+            vocab: u32_of(o.vocab, "vocab")?,
+            logits_row: u32_of(o.logits_row, "logits row")?,
+            cap: u32_of(o.cap, "capacity")?,
+            mask_words: mask_words as u32,
+        };
+        let binds = vec![
+            Bind::Buf(o.logits),
+            Bind::Buf(o.rules),
+            Bind::Buf(o.state),
+            Bind::Buf(o.history),
+            Bind::Buf(o.logprobs),
+        ];
+        let constants = vec![("STATE_WORDS", STATE_WORDS as f64)];
+        self.dispatch(
+            Kernel::Select,
+            "main",
+            constants,
+            bytemuck::bytes_of(&params),
+            binds,
+            [u32_of(o.rows, "rows")?, 1, 1],
+        )
+    }
+}

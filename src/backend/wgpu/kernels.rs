@@ -1,0 +1,204 @@
+//! The WGSL kernels: their sources, bind group layouts, and pipelines specialised with
+//! `override` constants (built once per distinct specialisation, then shared).
+use super::device::GpuDevice;
+use crate::Result;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One WGSL file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Matmul,
+    LayerNorm,
+    Softmax,
+    Embed,
+    Attend,
+    Select,
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+impl Kernel {
+    fn source(self) -> &'static str {
+        match self {
+            Kernel::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Kernel::LayerNorm => include_str!("../../../shaders/layernorm.wgsl"),
+            Kernel::Softmax => include_str!("../../../shaders/softmax.wgsl"),
+            Kernel::Embed => include_str!("../../../shaders/embed.wgsl"),
+            Kernel::Attend => include_str!("../../../shaders/attend.wgsl"),
+            Kernel::Select => include_str!("../../../shaders/select.wgsl"),
+        }
+    }
+
+    /// Binding 0 is always the uniform parameters; the rest as each file's header says.
+    fn slots(self) -> &'static [Slot] {
+        use Slot::*;
+        match self {
+            Kernel::Matmul => &[
+                Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite,
+            ],
+            Kernel::LayerNorm => &[Uniform, Read, Read, Read, Read, ReadWrite],
+            Kernel::Softmax => &[Uniform, ReadWrite],
+            Kernel::Embed => &[Uniform, Read, Read, Read, ReadWrite],
+            Kernel::Attend => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::Select => &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+        }
+    }
+
+    pub fn is_read_write(self, binding: usize) -> bool {
+        matches!(self.slots()[binding], Slot::ReadWrite)
+    }
+
+    pub fn bindings(self) -> usize {
+        self.slots().len()
+    }
+
+    const ALL: [Kernel; 6] = [
+        Kernel::Matmul,
+        Kernel::LayerNorm,
+        Kernel::Softmax,
+        Kernel::Embed,
+        Kernel::Attend,
+        Kernel::Select,
+    ];
+}
+
+/// Whether shaders carry naga's per-access bounds checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ShaderChecks {
+    /// Every index is validated by the host when a plan is compiled (shapes, strides and buffer
+    /// sizes are checked against each other), so the per-access clamps are redundant; dropping
+    /// them makes the mat-vec ~1.4x faster on lavapipe, which also bounds-checks in the driver.
+    #[default]
+    Trusted,
+    /// naga's clamping checks on every access (for debugging kernels).
+    Checked,
+}
+
+#[derive(Clone, PartialEq)]
+struct PipelineKey {
+    kernel: Kernel,
+    entry: &'static str,
+    constants: Vec<(&'static str, f64)>,
+}
+
+/// Shader modules and layouts for every kernel, and the pipelines made from them so far.
+pub struct Kernels {
+    modules: HashMap<Kernel, wgpu::ShaderModule>,
+    layouts: HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    pipelines: Vec<(PipelineKey, Arc<wgpu::ComputePipeline>)>,
+    pub pipelines_created: u64,
+}
+
+impl Kernels {
+    pub fn new(gpu: &GpuDevice, checks: ShaderChecks) -> Result<Kernels> {
+        let mut modules = HashMap::new();
+        let mut layouts = HashMap::new();
+        for k in Kernel::ALL {
+            let desc = wgpu::ShaderModuleDescriptor {
+                label: Some(k.source().lines().next().unwrap_or("kernel")),
+                source: wgpu::ShaderSource::Wgsl(k.source().into()),
+            };
+            let module = gpu.scoped(&format!("compiling {k:?} shader"), || match checks {
+                ShaderChecks::Checked => gpu.device.create_shader_module(desc),
+                // SAFETY: see ShaderChecks::Trusted — indices are validated on the host.
+                ShaderChecks::Trusted => unsafe {
+                    gpu.device
+                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                },
+            })?;
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = k
+                .slots()
+                .iter()
+                .enumerate()
+                .map(|(i, s)| wgpu::BindGroupLayoutEntry {
+                    binding: i as u32,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: match s {
+                            Slot::Uniform => wgpu::BufferBindingType::Uniform,
+                            Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                            Slot::ReadWrite => {
+                                wgpu::BufferBindingType::Storage { read_only: false }
+                            }
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                })
+                .collect();
+            let bgl = gpu
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: None,
+                    entries: &entries,
+                });
+            let pl = gpu
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: None,
+                    bind_group_layouts: &[Some(&bgl)],
+                    immediate_size: 0,
+                });
+            modules.insert(k, module);
+            layouts.insert(k, (bgl, pl));
+        }
+        Ok(Kernels {
+            modules,
+            layouts,
+            pipelines: Vec::new(),
+            pipelines_created: 0,
+        })
+    }
+
+    pub fn bind_group_layout(&self, k: Kernel) -> &wgpu::BindGroupLayout {
+        &self.layouts[&k].0
+    }
+
+    /// The pipeline for `kernel::entry` with these override values, made on first request.
+    pub fn pipeline(
+        &mut self,
+        gpu: &GpuDevice,
+        kernel: Kernel,
+        entry: &'static str,
+        constants: Vec<(&'static str, f64)>,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key = PipelineKey {
+            kernel,
+            entry,
+            constants,
+        };
+        if let Some((_, p)) = self.pipelines.iter().find(|(k, _)| *k == key) {
+            return Ok(p.clone());
+        }
+        let module = &self.modules[&kernel];
+        let layout = &self.layouts[&kernel].1;
+        let pipeline = gpu.scoped(
+            &format!("building the {kernel:?}::{entry} pipeline"),
+            || {
+                gpu.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(entry),
+                        layout: Some(layout),
+                        module,
+                        entry_point: Some(entry),
+                        compilation_options: wgpu::PipelineCompilationOptions {
+                            constants: &key.constants,
+                            zero_initialize_workgroup_memory: false,
+                        },
+                        cache: None,
+                    })
+            },
+        )?;
+        let p = Arc::new(pipeline);
+        self.pipelines_created += 1;
+        self.pipelines.push((key, p.clone()));
+        Ok(p)
+    }
+}

@@ -1,0 +1,269 @@
+//! The wgpu backend: buffers on the device, op lists compiled into prebuilt dispatches
+//! (pipeline, bind group, workgroup counts) and replayed into a fresh encoder per run — the
+//! wgpu form of a CUDA graph, since wgpu cannot resubmit a command buffer.
+pub mod device;
+mod encode;
+pub mod kernels;
+
+use super::{Backend, Counters, PlanId};
+use crate::graph::{BufId, Elem, Op};
+use crate::{Error, Result};
+pub use device::{list_adapters, AdapterChoice, AdapterSummary, GpuDevice};
+use encode::Dispatch;
+use kernels::Kernels;
+pub use kernels::ShaderChecks;
+use std::collections::HashMap;
+
+pub(crate) struct DeviceBuffer {
+    buffer: wgpu::Buffer,
+    elem: Elem,
+    /// Elements the buffer was asked for (its byte size is rounded up to 16).
+    len: usize,
+}
+
+/// Options for opening the wgpu backend.
+#[derive(Clone, Debug, Default)]
+pub struct WgpuOptions {
+    pub adapter: AdapterChoice,
+    pub shader_checks: ShaderChecks,
+    /// Pretend the device's largest binding is this many bytes (tests of tensor splitting).
+    pub max_binding_bytes: Option<u64>,
+}
+
+pub struct WgpuBackend {
+    gpu: GpuDevice,
+    kernels: Kernels,
+    buffers: Vec<Option<DeviceBuffer>>,
+    plans: Vec<Vec<Dispatch>>,
+    staging: HashMap<BufId, wgpu::Buffer>,
+    /// Small buffers bound to the slots an op leaves unused.
+    dummy_read: wgpu::Buffer,
+    dummy_rw: wgpu::Buffer,
+    counters: Counters,
+    max_binding: u64,
+}
+
+impl WgpuBackend {
+    pub fn new(options: &WgpuOptions) -> Result<WgpuBackend> {
+        let gpu = GpuDevice::open(&options.adapter)?;
+        let kernels = Kernels::new(&gpu, options.shader_checks)?;
+        let dummy = |label| {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 256,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let dummy_read = dummy("unused read slot");
+        let dummy_rw = dummy("unused read-write slot");
+        let device_max = gpu
+            .limits
+            .max_storage_buffer_binding_size
+            .min(gpu.limits.max_buffer_size);
+        let max_binding = options
+            .max_binding_bytes
+            .map_or(device_max, |m| m.min(device_max));
+        Ok(WgpuBackend {
+            gpu,
+            kernels,
+            buffers: Vec::new(),
+            plans: Vec::new(),
+            staging: HashMap::new(),
+            dummy_read,
+            dummy_rw,
+            counters: Counters::default(),
+            max_binding,
+        })
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.gpu.adapter
+    }
+
+    pub fn device(&self) -> &GpuDevice {
+        &self.gpu
+    }
+
+    fn get(&self, id: BufId) -> Result<&DeviceBuffer> {
+        self.buffers
+            .get(id.0 as usize)
+            .and_then(|b| b.as_ref())
+            .ok_or_else(|| Error::InvalidArgument(format!("no device buffer {id:?}")))
+    }
+
+    /// Releases a buffer's device memory. Plans that use it must not run again.
+    pub fn free_buffer(&mut self, id: BufId) {
+        if let Some(slot) = self.buffers.get_mut(id.0 as usize) {
+            if let Some(b) = slot.take() {
+                b.buffer.destroy();
+            }
+        }
+        self.staging.remove(&id);
+    }
+}
+
+impl Backend for WgpuBackend {
+    fn describe(&self) -> String {
+        let a = &self.gpu.adapter;
+        format!("{} ({}, {})", a.name, a.backend, a.device_type)
+    }
+
+    fn max_binding_bytes(&self) -> u64 {
+        self.max_binding
+    }
+
+    fn create_buffer(&mut self, label: &str, elem: Elem, len: usize) -> Result<BufId> {
+        let bytes = (Elem::bytes(len, elem) as u64).max(16).next_multiple_of(16);
+        if bytes > self.max_binding {
+            return Err(Error::Limit(format!(
+                "buffer `{label}` needs {bytes} bytes; the device binds at most {} per buffer",
+                self.max_binding
+            )));
+        }
+        let buffer = self
+            .gpu
+            .scoped(&format!("allocating `{label}` ({bytes} bytes)"), || {
+                self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_DST
+                        | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                })
+            })?;
+        self.counters.buffers += 1;
+        self.buffers.push(Some(DeviceBuffer { buffer, elem, len }));
+        Ok(BufId(self.buffers.len() as u32 - 1))
+    }
+
+    fn write(&mut self, buf: BufId, offset_bytes: usize, data: &[u8]) -> Result<()> {
+        let b = self.get(buf)?;
+        let end = offset_bytes.checked_add(data.len());
+        if end.is_none_or(|e| e as u64 > b.buffer.size())
+            || offset_bytes % 4 != 0
+            || data.len() % 4 != 0
+        {
+            return Err(Error::InvalidArgument(format!(
+                "write of {} bytes at {offset_bytes} does not fit buffer {buf:?} ({} bytes) in 4-byte units",
+                data.len(),
+                b.buffer.size()
+            )));
+        }
+        self.gpu
+            .queue
+            .write_buffer(&b.buffer, offset_bytes as u64, data);
+        self.gpu.check()
+    }
+
+    fn read(&mut self, buf: BufId, offset_bytes: usize, len_bytes: usize) -> Result<Vec<u8>> {
+        let size = self.get(buf)?.buffer.size();
+        let end = offset_bytes.checked_add(len_bytes);
+        if end.is_none_or(|e| e as u64 > size) || offset_bytes % 4 != 0 || len_bytes % 4 != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "read of {len_bytes} bytes at {offset_bytes} does not fit buffer {buf:?} ({size} bytes)"
+            )));
+        }
+        if len_bytes == 0 {
+            return Ok(Vec::new());
+        }
+        if !self.staging.contains_key(&buf) {
+            // One staging buffer per source buffer, made on its first read and reused after.
+            let staging = self.gpu.scoped("allocating a readback buffer", || {
+                self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })?;
+            self.counters.buffers += 1;
+            self.staging.insert(buf, staging);
+        }
+        let src = &self.get(buf)?.buffer;
+        let staging = &self.staging[&buf];
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, offset_bytes as u64, staging, 0, len_bytes as u64);
+        self.gpu.queue.submit([enc.finish()]);
+        let slice = staging.slice(0..len_bytes as u64);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.gpu
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        self.gpu.check()?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Gpu(format!("mapping a readback buffer: {e}"))),
+            Err(_) => return Err(Error::DeviceLost("the readback never completed".into())),
+        }
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
+            .to_vec();
+        staging.unmap();
+        Ok(out)
+    }
+
+    fn compile(&mut self, ops: &[Op]) -> Result<PlanId> {
+        let mut dispatches = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let mut ctx = encode::Ctx { backend: self };
+            let d = ctx
+                .encode(op)
+                .map_err(|e| prefix_error(e, &format!("op {i} ({})", op.kind())))?;
+            dispatches.extend(d);
+        }
+        self.counters.plans += 1;
+        self.plans.push(dispatches);
+        Ok(PlanId(self.plans.len() as u32 - 1))
+    }
+
+    fn run(&mut self, plan: PlanId, times: usize) -> Result<()> {
+        let dispatches = self
+            .plans
+            .get(plan.0 as usize)
+            .ok_or_else(|| Error::InvalidArgument(format!("no plan {plan:?}")))?;
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            let mut current: Option<&wgpu::ComputePipeline> = None;
+            for _ in 0..times {
+                for d in dispatches {
+                    if current.is_none_or(|c| !std::ptr::eq(c, &*d.pipeline)) {
+                        pass.set_pipeline(&d.pipeline);
+                        current = Some(&d.pipeline);
+                    }
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    let [x, y, z] = d.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                }
+            }
+        }
+        self.gpu.queue.submit([enc.finish()]);
+        self.gpu.check()
+    }
+
+    fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        c.pipelines = self.kernels.pipelines_created;
+        c
+    }
+
+    fn dispatch_count(&self, plan: PlanId) -> usize {
+        self.plans.get(plan.0 as usize).map_or(0, |p| p.len())
+    }
+}
+
+fn prefix_error(e: Error, what: &str) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{what}: {m}")),
+        Error::Gpu(m) => Error::Gpu(format!("{what}: {m}")),
+        Error::Limit(m) => Error::Limit(format!("{what}: {m}")),
+        other => other,
+    }
+}

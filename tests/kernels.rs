@@ -1,0 +1,547 @@
+//! Each WGSL kernel against the plain-Rust reference backend, on random inputs of awkward sizes
+//! (not multiples of the workgroup or block sizes).
+//!
+//! Tolerances: both sides accumulate in f32 in the same order, but the GPU may fuse multiply-adds
+//! and uses a polynomial erf (|error| < 1.5e-7) and its own exp; with sums of ~100 terms of
+//! magnitude ~1, differences stay around 1e-6 relative. 1e-4 absolute (on values of order 1-10)
+//! leaves a margin of ~10x without hiding a wrong index (which shows as errors of order 1).
+//! f16 results are compared after both sides round to f16, where one rounding step is 2^-11
+//! relative: those get 2e-3 relative.
+mod common;
+use common::*;
+use whisper_wgpu::graph::*;
+
+const TOL: f32 = 1e-4;
+
+/// Packs `w` (`[n][k]`, PyTorch's `[out, in]`) k-major with columns padded to 16.
+fn pack_kmajor(w: &[f32], n: usize, k: usize) -> (Vec<f32>, usize) {
+    let n_pad = n.next_multiple_of(16);
+    let mut out = vec![0f32; k * n_pad];
+    for o in 0..n {
+        for i in 0..k {
+            out[i * n_pad + o] = w[o * k + i];
+        }
+    }
+    (out, n_pad)
+}
+
+fn seg(end: usize, buf: BufId, elem: Elem, base: usize, row: usize, col: usize) -> OutSegment {
+    OutSegment {
+        end,
+        buf,
+        elem,
+        base,
+        row,
+        col,
+        outer: 0,
+        inner: 0,
+        pos: 0,
+    }
+}
+
+#[test]
+fn matmul_f16_weights_bias_gelu() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(1);
+    for &(m, n, k) in &[
+        (37usize, 203usize, 76usize),
+        (1, 1000, 388),
+        (9, 16, 4),
+        (130, 77, 60),
+    ] {
+        let x = rng.vec(m * k, 1.0);
+        let w = rng.vec(n * k, 0.2);
+        let (wp, n_pad) = pack_kmajor(&w, n, k);
+        let xb = t.f32(&x);
+        let wb = t.f16(&wp);
+        let bias = t.f32(&rng.vec(n, 0.5));
+        let y = t.zeros(m * n);
+        let op = Op::Matmul(Matmul {
+            m,
+            n,
+            k,
+            z_outer: 1,
+            z_inner: 1,
+            x: Rows {
+                buf: xb,
+                base: 0,
+                row: k,
+                outer: 0,
+                inner: 0,
+            },
+            b: BOperand {
+                buf: wb,
+                format: BFormat::F16,
+                base: 0,
+                k_stride: n_pad,
+                outer: 0,
+                inner: 0,
+            },
+            bias: Some((bias, 0)),
+            gelu: true,
+            add: None,
+            accumulate: false,
+            out: vec![seg(n, y, Elem::F32, 0, n, 1)],
+            state: None,
+        });
+        t.run(&[op], 1);
+        let (a, b) = t.read_f32(y, m * n);
+        assert_close(&format!("matmul f16 {m}x{n}x{k}"), &a, &b, TOL);
+        assert!(
+            a.iter().any(|v| v.abs() > 0.1),
+            "reference output is degenerate"
+        );
+    }
+}
+
+#[test]
+fn matmul_batched_strided_with_split_outputs() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(2);
+    // x: [zo=2][zi=3][m=21][k=44] inside a larger buffer with padding between blocks.
+    let (zo, zi, m, n, k) = (2usize, 3usize, 21usize, 45usize, 44usize);
+    let (x_row, x_inner, x_outer, x_base) = (48usize, 21 * 48 + 8, 3 * (21 * 48 + 8) + 4, 12usize);
+    let x = rng.vec(x_base + zo * x_outer, 1.0);
+    // B: f32 activations [zo][zi][k][n] with k stride 64 (n padded to 48 <= 64).
+    let (b_k, b_inner, b_outer, b_base) = (64usize, 44 * 64, 3 * 44 * 64 + 8, 4usize);
+    let bmat = rng.vec(b_base + zo * b_outer, 0.3);
+    let xb = t.f32(&x);
+    let bb = t.f32(&bmat);
+    let add = t.f32(&rng.vec(zo * zi * m * n, 1.0));
+    // Segment 0: columns [0, 16) row-major, accumulating into existing values.
+    let y0_init = rng.vec(zo * zi * m * 16, 1.0);
+    let y0 = t.f32(&y0_init);
+    // Segment 1: columns [16, 32) transposed f32: [z][col][row] with row stride 1, col stride 24.
+    let y1 = t.zeros(zo * zi * 16 * 24);
+    // Segment 2: columns [32, 45) transposed f16: col stride 22 (even), rows adjacent.
+    let y2 = t.buffer(Elem::F16, zo * zi * 13 * 22 + 2, &[]);
+    let z = |s: OutSegment, outer: usize, inner: usize| OutSegment { outer, inner, ..s };
+    let op = Op::Matmul(Matmul {
+        m,
+        n,
+        k,
+        z_outer: zo,
+        z_inner: zi,
+        x: Rows {
+            buf: xb,
+            base: x_base,
+            row: x_row,
+            outer: x_outer,
+            inner: x_inner,
+        },
+        b: BOperand {
+            buf: bb,
+            format: BFormat::F32,
+            base: b_base,
+            k_stride: b_k,
+            outer: b_outer,
+            inner: b_inner,
+        },
+        bias: None,
+        gelu: false,
+        add: Some(Rows {
+            buf: add,
+            base: 0,
+            row: n,
+            outer: zi * m * n,
+            inner: m * n,
+        }),
+        accumulate: true,
+        out: vec![
+            z(seg(16, y0, Elem::F32, 0, 16, 1), zi * m * 16, m * 16),
+            z(seg(32, y1, Elem::F32, 0, 1, 24), zi * 16 * 24, 16 * 24),
+            z(seg(45, y2, Elem::F16, 0, 1, 22), zi * 13 * 22, 13 * 22),
+        ],
+        state: None,
+    });
+    t.run(&[op], 1);
+    let (a, b) = t.read_f32(y0, zo * zi * m * 16);
+    assert_close("segment 0 (accumulated)", &a, &b, TOL);
+    assert!(
+        a.iter().zip(&y0_init).any(|(r, i)| (r - i).abs() > 0.1),
+        "accumulate did nothing"
+    );
+    let (a, b) = t.read_f32(y1, zo * zi * 16 * 24);
+    assert_close("segment 1 (transposed)", &a, &b, TOL);
+    let (a, b) = t.read_f16(y2, zo * zi * 13 * 22);
+    for (i, (r, g)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (r - g).abs() <= 2e-3 * r.abs().max(1.0),
+            "segment 2 (f16) at {i}: {r} vs {g}"
+        );
+    }
+}
+
+/// Decode rows: done rows are skipped; f16 cache segments are written at each row's position.
+#[test]
+fn matmul_decode_rows_write_kv_cache() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(3);
+    let (m, d, k, cap) = (3usize, 32usize, 36usize, 48usize);
+    let n = 3 * d;
+    let w = rng.vec(n * k, 0.3);
+    let (wp, n_pad) = pack_kmajor(&w, n, k);
+    let xb = t.f32(&rng.vec(m * k, 1.0));
+    let wb = t.f16(&wp);
+    let mut state = vec![0u32; m * STATE_WORDS];
+    for (r, pos) in [(0usize, 5u32), (1, 0), (2, 47)] {
+        state[r * STATE_WORDS + state::POS] = pos;
+    }
+    state[STATE_WORDS + state::DONE] = 1; // row 1 finished: must be left alone
+    let st = t.u32(&state);
+    let q = t.f32(&vec![7.0; m * d]);
+    let kc = t.buffer(Elem::F16, m * d * cap, &[]);
+    let vc = t.buffer(Elem::F16, m * d * cap, &[]);
+    let cache = |end, buf| OutSegment {
+        end,
+        buf,
+        elem: Elem::F16,
+        base: 0,
+        row: d * cap,
+        col: cap,
+        outer: 0,
+        inner: 0,
+        pos: 1,
+    };
+    let op = Op::Matmul(Matmul {
+        m,
+        n,
+        k,
+        z_outer: 1,
+        z_inner: 1,
+        x: Rows {
+            buf: xb,
+            base: 0,
+            row: k,
+            outer: 0,
+            inner: 0,
+        },
+        b: BOperand {
+            buf: wb,
+            format: BFormat::F16,
+            base: 0,
+            k_stride: n_pad,
+            outer: 0,
+            inner: 0,
+        },
+        bias: None,
+        gelu: false,
+        add: None,
+        accumulate: false,
+        out: vec![
+            seg(d, q, Elem::F32, 0, d, 1),
+            cache(2 * d, kc),
+            cache(3 * d, vc),
+        ],
+        state: Some(st),
+    });
+    t.run(&[op], 1);
+    let (a, b) = t.read_f32(q, m * d);
+    assert_close("q rows", &a, &b, TOL);
+    assert!(
+        a[d..2 * d].iter().all(|&v| v == 7.0),
+        "the done row was written"
+    );
+    for buf in [kc, vc] {
+        let (a, b) = t.read_f16(buf, m * d * cap);
+        for (i, (r, g)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (r - g).abs() <= 2e-3 * r.abs().max(1.0),
+                "cache at {i}: {r} vs {g}"
+            );
+        }
+        assert!(
+            a[5] != 0.0 && a[2 * d * cap + 47] != 0.0,
+            "positions were not written"
+        );
+    }
+}
+
+#[test]
+fn matmul_conv_as_overlapping_rows() {
+    // A kernel-3 convolution with stride 2 as a GEMM: row t reads input rows 2t-1 .. 2t+1,
+    // i.e. a window of 3*c values starting at (2t)*c in a buffer with one zero row in front.
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(4);
+    let (c_in, c_out, t_in) = (20usize, 40usize, 31usize);
+    let mut input = vec![0f32; (t_in + 2) * c_in];
+    input[c_in..(t_in + 1) * c_in].copy_from_slice(&rng.vec(t_in * c_in, 1.0));
+    let t_out = t_in.div_ceil(2);
+    let w = rng.vec(c_out * 3 * c_in, 0.3);
+    let (wp, n_pad) = pack_kmajor(&w, c_out, 3 * c_in);
+    let xb = t.f32(&input);
+    let wb = t.f16(&wp);
+    let pos = t.f32(&rng.vec(t_out * c_out, 1.0));
+    let y = t.zeros(t_out * c_out);
+    let op = Op::Matmul(Matmul {
+        m: t_out,
+        n: c_out,
+        k: 3 * c_in,
+        z_outer: 1,
+        z_inner: 1,
+        x: Rows {
+            buf: xb,
+            base: 0,
+            row: 2 * c_in,
+            outer: 0,
+            inner: 0,
+        },
+        b: BOperand {
+            buf: wb,
+            format: BFormat::F16,
+            base: 0,
+            k_stride: n_pad,
+            outer: 0,
+            inner: 0,
+        },
+        bias: Some((t.f32(&rng.vec(c_out + 3, 0.1)), 3)),
+        gelu: true,
+        add: Some(Rows {
+            buf: pos,
+            base: 0,
+            row: c_out,
+            outer: 0,
+            inner: 0,
+        }),
+        accumulate: false,
+        out: vec![seg(c_out, y, Elem::F32, 0, c_out, 1)],
+        state: None,
+    });
+    t.run(&[op], 1);
+    let (a, b) = t.read_f32(y, t_out * c_out);
+    assert_close("strided conv", &a, &b, TOL);
+}
+
+#[test]
+fn layernorm_strided_rows() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(5);
+    let (rows, dim, x_row, y_row) = (67usize, 92usize, 100usize, 96usize);
+    // Large offset values check the two-pass variance.
+    let x: Vec<f32> = rng
+        .vec(rows * x_row + 4, 3.0)
+        .iter()
+        .map(|v| v + 40.0)
+        .collect();
+    let xb = t.f32(&x);
+    let g = t.f32(&rng.vec(dim, 1.0));
+    let bt = t.f32(&rng.vec(dim, 1.0));
+    let y = t.zeros(rows * y_row + 8);
+    let op = Op::LayerNorm(LayerNorm {
+        rows,
+        dim,
+        x: xb,
+        x_base: 4,
+        x_row,
+        gamma: g,
+        beta: bt,
+        y,
+        y_base: 8,
+        y_row,
+        eps: 1e-5,
+        state: None,
+    });
+    t.run(&[op], 1);
+    let (a, b) = t.read_f32(y, rows * y_row + 8);
+    assert_close("layernorm", &a, &b, TOL);
+}
+
+#[test]
+fn softmax_rows_in_place() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(6);
+    let (z, rows, cols, row, zs) = (3usize, 71usize, 44usize, 48usize, 71 * 48 + 4);
+    let buf = t.f32(&rng.vec(z * zs, 8.0));
+    let op = Op::Softmax(Softmax {
+        buf,
+        rows,
+        cols,
+        base: 0,
+        row,
+        z,
+        z_stride: zs,
+        scale: 0.125,
+    });
+    t.run(&[op], 1);
+    let (a, b) = t.read_f32(buf, z * zs);
+    // Probabilities: f32 exp differences of ~1e-7 relative.
+    assert_close("softmax", &a, &b, 1e-6);
+}
+
+#[test]
+fn embed_from_state_across_chunks() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(7);
+    let (rows, dim, vocab, ctx) = (4usize, 40usize, 150usize, 9usize);
+    // Two chunks: tokens [0, 96) and [96, 150), each packed k-major with its own padding.
+    let emb = rng.vec(vocab * dim, 1.0);
+    let chunk = |lo: usize, hi: usize, t: &mut Twin| {
+        let w: Vec<f32> = emb[lo * dim..hi * dim].to_vec();
+        let (p, n_pad) = pack_kmajor(&w, hi - lo, dim);
+        EmbeddingChunk {
+            buf: t.f16(&p),
+            format: BFormat::F16,
+            col_start: lo,
+            cols: hi - lo,
+            row_elems: n_pad,
+        }
+    };
+    let table = vec![chunk(0, 96, &mut t), chunk(96, 150, &mut t)];
+    let positional = t.f32(&rng.vec(ctx * dim, 1.0));
+    let mut state = vec![0u32; rows * STATE_WORDS];
+    for (r, (tok, pos)) in [(3u32, 0u32), (149, 8), (96, 4), (95, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        state[r * STATE_WORDS + state::TOKEN] = tok;
+        state[r * STATE_WORDS + state::POS] = pos;
+    }
+    let st = t.u32(&state);
+    let y = t.zeros(rows * dim);
+    t.run(
+        &[Op::Embed(Embed {
+            rows,
+            dim,
+            table,
+            positional,
+            state: st,
+            y,
+        })],
+        1,
+    );
+    let (a, b) = t.read_f32(y, rows * dim);
+    assert_close("embed", &a, &b, 1e-6);
+    assert!(a.iter().all(|v| *v != 0.0), "some row was not written");
+}
+
+fn attend_case(t: &mut Twin, rng: &mut Rng, fixed: Option<usize>, full: bool, positions: &[u32]) {
+    let (heads, hd, cap) = (3usize, 64usize, 1040usize);
+    let rows = positions.len();
+    let q = t.f32(&rng.vec(rows * heads * hd + 4, 1.0));
+    let kt = t.f16(&rng.vec(rows * heads * hd * cap, 1.0));
+    let vt = t.f16(&rng.vec(rows * heads * hd * cap, 1.0));
+    let mut state = vec![0u32; rows * STATE_WORDS];
+    for (r, &p) in positions.iter().enumerate() {
+        state[r * STATE_WORDS + state::POS] = p;
+    }
+    let st = t.u32(&state);
+    let out = t.zeros(rows * heads * hd);
+    let mut op = Attend {
+        rows,
+        heads,
+        head_dim: hd,
+        cap,
+        fixed_len: fixed,
+        max_len: fixed.unwrap_or(cap),
+        q,
+        q_base: 4,
+        q_row: heads * hd,
+        k_t: kt,
+        v_t: vt,
+        partials: BufId(0),
+        out,
+        out_base: 0,
+        out_row: heads * hd,
+        scale: 0.125,
+        state: st,
+        full_capacity: full,
+    };
+    op.partials = t.zeros(op.partials_len());
+    t.run(&[Op::Attend(op)], 1);
+    let (a, b) = t.read_f32(out, rows * heads * hd);
+    // Softmax-weighted means of values in [-1, 1]: errors well below 1e-5.
+    assert_close(
+        &format!("attend fixed={fixed:?} full={full} positions={positions:?}"),
+        &a,
+        &b,
+        2e-5,
+    );
+}
+
+#[test]
+fn attend_reads_valid_prefix_with_split_chunks() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(8);
+    // Row 0 spans both 1024-key chunks; row 1 sits in the first; row 2 has a single key.
+    attend_case(&mut t, &mut rng, None, false, &[1030, 5, 0]);
+    attend_case(&mut t, &mut rng, Some(1037), false, &[0, 0]);
+    attend_case(&mut t, &mut rng, None, true, &[700, 1039]);
+}
+
+#[test]
+fn select_applies_rules_prompt_and_eot() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(9);
+    let (rows, vocab, cap) = (4usize, 1003usize, 20usize);
+    let mut logits = rng.vec(rows * 1008, 5.0);
+    // Row 0's best token is suppressed; row 2's best is the begin-suppressed token at its
+    // first sample; row 3 is still inside its prompt; row 1 hits eot.
+    logits[500] = 50.0;
+    logits[1008 + 7] = 60.0;
+    logits[2 * 1008 + 9] = 70.0;
+    let lb = t.f32(&logits);
+    let words = vocab.div_ceil(32);
+    let mut rules = vec![0u32; 2 * words];
+    rules[500 / 32] |= 1 << (500 % 32);
+    rules[words + 9 / 32] |= 1 << 9;
+    let rb = t.u32(&rules);
+    let mut state = vec![0u32; rows * STATE_WORDS];
+    let mut history = vec![0u32; rows * cap];
+    for r in 0..rows {
+        let s = r * STATE_WORDS;
+        state[s + state::POS] = 3;
+        state[s + state::PROMPT_LEN] = if r == 3 { 6 } else { 2 };
+        state[s + state::SAMPLE_BEGIN] = 4;
+        state[s + state::MAX_LEN] = cap as u32;
+        state[s + state::EOT] = 7;
+        state[s + state::SOT_POS] = 3;
+        state[s + state::NO_SPEECH] = if r == 0 { 11 } else { state::NONE };
+        history[r * cap + 4] = 333;
+    }
+    let st = t.u32(&state);
+    let hb = t.u32(&history);
+    let lp = t.zeros(rows * cap);
+    let op = Op::SelectToken(SelectToken {
+        rows,
+        vocab,
+        logits: lb,
+        logits_row: 1008,
+        rules: rb,
+        state: st,
+        history: hb,
+        logprobs: lp,
+        cap,
+    });
+    t.run(&[op], 1);
+    let (sa, sb) = t.read_u32(st, rows * STATE_WORDS);
+    let (ha, hb2) = t.read_u32(hb, rows * cap);
+    assert_eq!(ha, hb2, "history");
+    for r in 0..rows {
+        let s = r * STATE_WORDS;
+        for w in [state::TOKEN, state::POS, state::DONE, state::N_GENERATED] {
+            assert_eq!(sa[s + w], sb[s + w], "row {r} state word {w}");
+        }
+        for w in [state::SUM_LOGPROB, state::NO_SPEECH_PROB] {
+            let (x, y) = (f32::from_bits(sa[s + w]), f32::from_bits(sb[s + w]));
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                "row {r} word {w}: {x} vs {y}"
+            );
+        }
+    }
+    assert_ne!(sa[state::TOKEN], 500, "suppressed token chosen");
+    assert_eq!(sa[STATE_WORDS + state::DONE], 1, "eot did not finish row 1");
+    assert_ne!(
+        sa[2 * STATE_WORDS + state::TOKEN],
+        9,
+        "begin-suppressed token chosen"
+    );
+    assert_eq!(
+        sa[3 * STATE_WORDS + state::TOKEN],
+        333,
+        "prompt token not forced"
+    );
+    assert!(f32::from_bits(sa[state::NO_SPEECH_PROB]) > 0.0);
+    let (a, b) = t.read_f32(lp, rows * cap);
+    assert_close("logprobs", &a, &b, 1e-5);
+}
