@@ -12,9 +12,9 @@
 //   3 bias    storage  array<f32>        [bias_base + n] (read only when HAS_BIAS)
 //   4 add     storage  array<f32>        (read only when HAS_ADD)
 //   5 state   storage  array<u32>        decode step state, STATE_WORDS per row (when USE_STATE)
-//   6 out0    storage  array<f32>        destination of output segment 0
-//   7 out1    storage  array<u32>        segment 1: f32 bits, or packed f16 when SEG1_F16
-//   8 out2    storage  array<u32>        segment 2: likewise
+//   6 out0    storage  array<u32>        segment 0: f32 bits, or packed f16 when SEG0_F16
+//   7 out1    storage  array<u32>        segment 1: likewise (SEG1_F16)
+//   8 out2    storage  array<u32>        segment 2: likewise (SEG2_F16)
 // The output columns [0, n) are cut into up to three segments, each with its own buffer and
 // affine index map (row-major, transposed, or a KV cache written at the row's step position).
 //
@@ -48,7 +48,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> addend: array<f32>;
 @group(0) @binding(5) var<storage, read> state: array<u32>;
-@group(0) @binding(6) var<storage, read_write> out0: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out0: array<u32>;
 @group(0) @binding(7) var<storage, read_write> out1: array<u32>;
 @group(0) @binding(8) var<storage, read_write> out2: array<u32>;
 
@@ -58,8 +58,9 @@ override B_F16: bool = true;      // b holds packed f16 (else f32)
 override HAS_BIAS: bool = false;
 override GELU: bool = false;
 override HAS_ADD: bool = false;
-override ACCUM: bool = false;     // segment 0 accumulates into what out0 holds (residual)
+override ACCUM: bool = false;     // segment 0 (f32) accumulates into what out0 holds (residual)
 override USE_STATE: bool = false; // rows are decode rows: skip done rows, use their positions
+override SEG0_F16: bool = false;
 override SEG1_F16: bool = false;
 override SEG2_F16: bool = false;
 override STATE_WORDS: u32 = 16u;
@@ -106,7 +107,10 @@ fn store_f16(seg: u32, idx: u32, v: f32) {
     let word = idx >> 1u;
     let hi = (idx & 1u) == 1u;
     let h = pack2x16float(vec2<f32>(v, 0.0)) & 0xffffu;
-    if (seg == 1u) {
+    if (seg == 0u) {
+        let old = out0[word];
+        out0[word] = select((old & 0xffff0000u) | h, (old & 0xffffu) | (h << 16u), hi);
+    } else if (seg == 1u) {
         let old = out1[word];
         out1[word] = select((old & 0xffff0000u) | h, (old & 0xffffu) | (h << 16u), hi);
     } else {
@@ -129,8 +133,12 @@ fn store(m: u32, n: u32, zo: u32, zi: u32, v_in: f32) {
     if (USE_STATE) { pos = state[m * STATE_WORDS + STATE_POS]; }
     let idx = sg.base + zo * sg.outer + zi * sg.inner + m * sg.row + (n - start) * sg.col + pos * sg.pos;
     if (s == 0u) {
-        if (ACCUM) { v += out0[idx]; }
-        out0[idx] = v;
+        if (SEG0_F16) {
+            store_f16(0u, idx, v);
+        } else {
+            if (ACCUM) { v += bitcast<f32>(out0[idx]); }
+            out0[idx] = bitcast<u32>(v);
+        }
     } else if (s == 1u) {
         if (SEG1_F16) { store_f16(1u, idx, v); } else { out1[idx] = bitcast<u32>(v); }
     } else {

@@ -1,8 +1,11 @@
 //! whisper-wgpu: Whisper-architecture encoder-decoder models on any GPU through wgpu.
 pub mod backend;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod decode;
 pub mod graph;
+pub mod model;
 pub mod tensor;
 pub mod weights;
 

@@ -379,6 +379,16 @@ impl Backend for CpuBackend {
         self.plans[plan.0 as usize] = ops;
         Ok(())
     }
+    fn free_buffer(&mut self, buf: BufId) {
+        if let Some(b) = self.buffers.get_mut(buf.0 as usize) {
+            b.words = Vec::new();
+        }
+    }
+    fn free_plan(&mut self, plan: PlanId) {
+        if let Some(p) = self.plans.get_mut(plan.0 as usize) {
+            p.clear();
+        }
+    }
     fn counters(&self) -> Counters {
         self.counters
     }

@@ -42,6 +42,10 @@ pub trait Backend {
     fn compile(&mut self, ops: &[Op]) -> Result<PlanId>;
     /// Queues `times` replays of a plan back to back (one submission where the device allows).
     fn run(&mut self, plan: PlanId, times: usize) -> Result<()>;
+    /// Releases a buffer; plans that use it must not run again.
+    fn free_buffer(&mut self, buf: BufId);
+    /// Releases a plan's prebuilt dispatches.
+    fn free_plan(&mut self, plan: PlanId);
     /// Device objects created so far.
     fn counters(&self) -> Counters;
     /// Dispatches one replay of the plan issues.

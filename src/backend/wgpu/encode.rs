@@ -284,9 +284,8 @@ impl Ctx<'_> {
                     "a segment indexed by position needs the step state".into()
                 ));
             }
-            match (i, s.elem) {
-                (0, Elem::F32) | (1 | 2, Elem::F32 | Elem::F16) => {}
-                _ => return Err(bad(format!("output segment {i} cannot hold {:?}", s.elem))),
+            if s.elem == Elem::U32 || (i == 0 && s.elem == Elem::F16 && o.accumulate) {
+                return Err(bad(format!("output segment {i} cannot hold {:?} here", s.elem)));
             }
             if s.elem == Elem::F16 && s.row == 1 && rows_per_inv % 2 != 0 {
                 return Err(bad(
@@ -370,6 +369,7 @@ impl Ctx<'_> {
             ("HAS_ADD", o.add.is_some() as u8 as f64),
             ("ACCUM", o.accumulate as u8 as f64),
             ("USE_STATE", o.state.is_some() as u8 as f64),
+            ("SEG0_F16", seg_f16(0) as u8 as f64),
             ("SEG1_F16", seg_f16(1) as u8 as f64),
             ("SEG2_F16", seg_f16(2) as u8 as f64),
             ("STATE_WORDS", STATE_WORDS as f64),

@@ -92,15 +92,6 @@ impl WgpuBackend {
             .ok_or_else(|| Error::InvalidArgument(format!("no device buffer {id:?}")))
     }
 
-    /// Releases a buffer's device memory. Plans that use it must not run again.
-    pub fn free_buffer(&mut self, id: BufId) {
-        if let Some(slot) = self.buffers.get_mut(id.0 as usize) {
-            if let Some(b) = slot.take() {
-                b.buffer.destroy();
-            }
-        }
-        self.staging.remove(&id);
-    }
 }
 
 impl Backend for WgpuBackend {
@@ -246,6 +237,21 @@ impl Backend for WgpuBackend {
         }
         self.gpu.queue.submit([enc.finish()]);
         self.gpu.check()
+    }
+
+    fn free_buffer(&mut self, id: BufId) {
+        if let Some(slot) = self.buffers.get_mut(id.0 as usize) {
+            if let Some(b) = slot.take() {
+                b.buffer.destroy();
+            }
+        }
+        self.staging.remove(&id);
+    }
+
+    fn free_plan(&mut self, plan: PlanId) {
+        if let Some(p) = self.plans.get_mut(plan.0 as usize) {
+            p.clear();
+        }
     }
 
     fn counters(&self) -> Counters {

@@ -1,0 +1,266 @@
+//! A decoding session: the encoder and decoder plans of one model for a fixed number of rows,
+//! with buffers allocated once. Steps are replayed K at a time; the host reads back only the
+//! step state (and the history at the end).
+use crate::backend::Backend;
+use crate::config::GenerationConfig;
+use crate::graph::{state, STATE_WORDS};
+use crate::model::decoder::{DecoderPlans, DecoderShape};
+use crate::model::encoder::EncoderPlan;
+use crate::model::Model;
+use crate::{Error, Result};
+
+/// Shapes and pacing of a session.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Sequences decoded together.
+    pub rows: usize,
+    /// KV-cache positions (default: the model's n_text_ctx).
+    pub capacity: Option<usize>,
+    /// Decode steps encoded into one submission before the host looks at the state.
+    pub steps_per_submit: usize,
+    /// Benchmark only: attention over the whole capacity with a mask.
+    pub full_capacity_attention: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { rows: 1, capacity: None, steps_per_submit: 8, full_capacity_attention: false }
+    }
+}
+
+/// What one row decodes from.
+#[derive(Clone, Debug, Default)]
+pub struct RowPrompt {
+    /// Tokens fed before sampling starts (at least one).
+    pub tokens: Vec<u32>,
+    /// Stop after this many sampled tokens (the context limit applies regardless).
+    pub max_new_tokens: Option<usize>,
+    /// End-of-text token: sampling it finishes the row.
+    pub eot: Option<u32>,
+    /// Position of the start-of-transcript token, where the no-speech probability is read.
+    pub sot_index: Option<usize>,
+    pub no_speech: Option<u32>,
+}
+
+/// The state of one row after a run of steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowResult {
+    /// Prompt and sampled tokens (the sampled end-of-text token included).
+    pub tokens: Vec<u32>,
+    pub prompt_len: usize,
+    /// Log-probability of each sampled token.
+    pub logprobs: Vec<f32>,
+    pub sum_logprob: f32,
+    pub no_speech_prob: Option<f32>,
+    pub done: bool,
+}
+
+pub struct Session<'m> {
+    model: &'m Model,
+    pub options: SessionOptions,
+    encoder: EncoderPlan,
+    decoder: DecoderPlans,
+    prompts: Vec<RowPrompt>,
+    steps_run: usize,
+}
+
+impl<'m> Session<'m> {
+    pub fn new(model: &'m Model, options: SessionOptions) -> Result<Session<'m>> {
+        if options.steps_per_submit == 0 {
+            return Err(Error::InvalidArgument("steps per submission must be at least 1".into()));
+        }
+        let mut shape = DecoderShape::new(&model.dims, options.rows, options.capacity)?;
+        shape.full_capacity_attention = options.full_capacity_attention;
+        let mut guard = model.backend();
+        let b: &mut dyn Backend = guard.as_mut();
+        let encoder = EncoderPlan::build(b, &model.dims, &model.weights, options.rows)?;
+        let decoder = match DecoderPlans::build(b, &model.dims, &model.weights, shape, encoder.output) {
+            Ok(d) => d,
+            Err(e) => {
+                for &id in &encoder.buffers {
+                    b.free_buffer(id);
+                }
+                b.free_plan(encoder.plan);
+                return Err(e);
+            }
+        };
+        drop(guard);
+        Ok(Session { model, options, encoder, decoder, prompts: Vec::new(), steps_run: 0 })
+    }
+
+    pub fn shape(&self) -> DecoderShape {
+        self.decoder.shape
+    }
+
+    /// Runs the encoder on up to `rows` log-mel spectrograms and computes the cross-attention
+    /// keys and values of every layer.
+    pub fn encode(&mut self, mels: &[&[f32]]) -> Result<()> {
+        let mut b = self.model.backend();
+        self.encoder.write_mel(b.as_mut(), mels)?;
+        b.run(self.encoder.plan, 1)?;
+        b.run(self.decoder.cross, 1)
+    }
+
+    /// Writes the encoder's output directly (tests feed reference encoder outputs).
+    pub fn set_encoder_output(&mut self, row: usize, values: &[f32]) -> Result<()> {
+        let d = &self.model.dims;
+        let n = d.n_audio_ctx * d.n_audio_state;
+        if values.len() != n || row >= self.options.rows {
+            return Err(Error::InvalidArgument(format!("encoder output of {} values for row {row}", values.len())));
+        }
+        let mut b = self.model.backend();
+        b.write(self.encoder.output, row * n * 4, bytemuck::cast_slice(values))?;
+        b.run(self.decoder.cross, 1)
+    }
+
+    /// The encoder output of `row` (tests).
+    pub fn encoder_output(&mut self, row: usize) -> Result<Vec<f32>> {
+        let d = &self.model.dims;
+        let n = d.n_audio_ctx * d.n_audio_state;
+        self.model.backend().read_f32(self.encoder.output, row * n, n)
+    }
+
+    /// Sets the suppression rules from a generation config (empty lists suppress nothing).
+    pub fn set_rules(&mut self, suppress: &[u32], begin_suppress: &[u32]) -> Result<()> {
+        let v = self.model.dims.n_vocab;
+        let words = v.div_ceil(32);
+        let mut masks = vec![0u32; 2 * words];
+        for (i, list) in [suppress, begin_suppress].iter().enumerate() {
+            for &t in *list {
+                if t as usize >= v {
+                    return Err(Error::InvalidArgument(format!("suppressed token {t} is outside the vocabulary of {v}")));
+                }
+                masks[i * words + t as usize / 32] |= 1 << (t % 32);
+            }
+        }
+        self.model.backend().write(self.decoder.rules, 0, bytemuck::cast_slice(&masks))
+    }
+
+    /// Rules of the model's generation config.
+    pub fn set_rules_from(&mut self, g: &GenerationConfig) -> Result<()> {
+        self.set_rules(&g.suppress_tokens, &g.begin_suppress_tokens)
+    }
+
+    /// Resets every row to its prompt. Rows beyond `prompts` are marked done.
+    pub fn start(&mut self, prompts: &[RowPrompt]) -> Result<()> {
+        let shape = self.decoder.shape;
+        if prompts.len() > shape.rows {
+            return Err(Error::InvalidArgument(format!("{} prompts for a session of {} rows", prompts.len(), shape.rows)));
+        }
+        let v = self.model.dims.n_vocab as u32;
+        let mut st = vec![0u32; shape.rows * STATE_WORDS];
+        let mut history = vec![0u32; shape.rows * shape.cap];
+        for r in 0..shape.rows {
+            let s = &mut st[r * STATE_WORDS..(r + 1) * STATE_WORDS];
+            let Some(p) = prompts.get(r) else {
+                s[state::DONE] = 1;
+                continue;
+            };
+            if p.tokens.is_empty() || p.tokens.len() >= shape.max_len {
+                return Err(Error::InvalidArgument(format!(
+                    "a prompt of {} tokens; it must hold 1 to {} tokens",
+                    p.tokens.len(),
+                    shape.max_len - 1
+                )));
+            }
+            if let Some(t) = p.tokens.iter().chain(&p.eot).chain(&p.no_speech).find(|&&t| t >= v) {
+                return Err(Error::InvalidArgument(format!("token {t} is outside the vocabulary of {v}")));
+            }
+            let n = p.tokens.len();
+            history[r * shape.cap..r * shape.cap + n].copy_from_slice(&p.tokens);
+            let limit = p.max_new_tokens.map_or(shape.max_len, |m| (n + m).min(shape.max_len));
+            s[state::TOKEN] = p.tokens[0];
+            s[state::POS] = 0;
+            s[state::PROMPT_LEN] = n as u32;
+            s[state::SAMPLE_BEGIN] = n as u32;
+            s[state::MAX_LEN] = limit as u32;
+            s[state::EOT] = p.eot.unwrap_or(state::NONE);
+            s[state::SOT_POS] = p.sot_index.map_or(state::NONE, |i| i as u32);
+            s[state::NO_SPEECH] = p.no_speech.unwrap_or(state::NONE);
+            if limit <= n {
+                s[state::DONE] = 1;
+            }
+        }
+        let mut b = self.model.backend();
+        b.write(self.decoder.state, 0, bytemuck::cast_slice(&st))?;
+        b.write(self.decoder.history, 0, bytemuck::cast_slice(&history))?;
+        drop(b);
+        self.prompts = prompts.to_vec();
+        self.steps_run = 0;
+        Ok(())
+    }
+
+    /// Queues `k` decode steps in one submission and returns the step state after them.
+    pub fn step(&mut self, k: usize) -> Result<Vec<u32>> {
+        let mut b = self.model.backend();
+        b.run(self.decoder.step, k)?;
+        self.steps_run += k;
+        b.read_u32(self.decoder.state, 0, self.decoder.shape.rows * STATE_WORDS)
+    }
+
+    /// Steps until every row is done, `steps_per_submit` at a time.
+    pub fn run_to_end(&mut self) -> Result<()> {
+        let max_steps = self.decoder.shape.max_len;
+        let k = self.options.steps_per_submit;
+        while self.steps_run < max_steps {
+            let st = self.step(k)?;
+            if st.chunks(STATE_WORDS).all(|s| s[state::DONE] != 0) {
+                return Ok(());
+            }
+        }
+        Err(Error::Gpu(format!("decoding did not finish within {max_steps} steps")))
+    }
+
+    /// The logits of the last step for every row (`[rows][n_vocab]`).
+    pub fn logits(&mut self) -> Result<Vec<Vec<f32>>> {
+        let v = self.model.dims.n_vocab;
+        let row = self.decoder.logits_row;
+        let all = self.model.backend().read_f32(self.decoder.logits, 0, self.decoder.shape.rows * row)?;
+        Ok(all.chunks(row).map(|r| r[..v].to_vec()).collect())
+    }
+
+    /// Tokens and scores of every row so far.
+    pub fn results(&mut self) -> Result<Vec<RowResult>> {
+        let shape = self.decoder.shape;
+        let mut b = self.model.backend();
+        let st = b.read_u32(self.decoder.state, 0, shape.rows * STATE_WORDS)?;
+        let history = b.read_u32(self.decoder.history, 0, shape.rows * shape.cap)?;
+        let logprobs = b.read_f32(self.decoder.logprobs, 0, shape.rows * shape.cap)?;
+        drop(b);
+        let mut out = Vec::new();
+        for (r, p) in self.prompts.iter().enumerate() {
+            let s = &st[r * STATE_WORDS..(r + 1) * STATE_WORDS];
+            let n = s[state::POS] as usize + 1;
+            let prompt_len = p.tokens.len();
+            let row = &history[r * shape.cap..];
+            let lp = &logprobs[r * shape.cap..];
+            out.push(RowResult {
+                tokens: row[..n.max(prompt_len)].to_vec(),
+                prompt_len,
+                logprobs: if n > prompt_len { lp[prompt_len..n].to_vec() } else { vec![] },
+                sum_logprob: f32::from_bits(s[state::SUM_LOGPROB]),
+                no_speech_prob: (s[state::NO_SPEECH] != state::NONE && s[state::SOT_POS] < s[state::POS])
+                    .then(|| f32::from_bits(s[state::NO_SPEECH_PROB])),
+                done: s[state::DONE] != 0,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Dispatches one decode step issues.
+    pub fn dispatches_per_step(&self) -> usize {
+        self.model.backend().dispatch_count(self.decoder.step)
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let mut b = self.model.backend();
+        for &id in self.encoder.buffers.iter().chain(&self.decoder.buffers) {
+            b.free_buffer(id);
+        }
+        for p in [self.encoder.plan, self.decoder.cross, self.decoder.step] {
+            b.free_plan(p);
+        }
+    }
+}

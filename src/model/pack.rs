@@ -1,0 +1,154 @@
+//! Laying weights out for the matmul kernel: k-major (`[in][out]`), output columns padded to
+//! 16, in the chosen storage format, and cut into column chunks that each fit one binding.
+use crate::graph::BFormat;
+use crate::tensor::{HostTensor, TensorData};
+use crate::{Error, Result};
+use half::f16;
+
+/// Storage format of matmul weights on the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WeightDtype {
+    /// Whatever the checkpoint stores (f16 stays f16, f32 stays f32).
+    #[default]
+    Auto,
+    F32,
+    F16,
+}
+
+impl WeightDtype {
+    pub fn resolve(self, stored: &HostTensor) -> BFormat {
+        match (self, &stored.data) {
+            (WeightDtype::F32, _) | (WeightDtype::Auto, TensorData::F32(_)) => BFormat::F32,
+            (WeightDtype::F16, _) | (WeightDtype::Auto, TensorData::F16(_)) => BFormat::F16,
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<WeightDtype> {
+        match s {
+            "auto" => Ok(WeightDtype::Auto),
+            "f32" => Ok(WeightDtype::F32),
+            "f16" => Ok(WeightDtype::F16),
+            other => Err(Error::InvalidArgument(format!("unknown weight dtype `{other}` (expected auto, f32 or f16)"))),
+        }
+    }
+}
+
+/// A k-major matrix ready to upload: `k` rows of `n_pad` columns.
+pub struct PackedChunk {
+    pub col_start: usize,
+    pub cols: usize,
+    pub n_pad: usize,
+    /// Raw little-endian words (f16 pairs or f32 bits).
+    pub words: Vec<u32>,
+}
+
+/// Builds a k-major matrix from a column-generating function, split into chunks of at most
+/// `max_bytes` each. `value(k, n)` is the element at input `k`, output column `n`.
+pub fn pack_kmajor(
+    k: usize,
+    n: usize,
+    format: BFormat,
+    max_bytes: u64,
+    value: impl Fn(usize, usize) -> f32,
+    raw_f16: Option<&dyn Fn(usize, usize) -> f16>,
+) -> Result<Vec<PackedChunk>> {
+    let elem_bytes = match format {
+        BFormat::F16 => 2,
+        BFormat::F32 => 4,
+    };
+    // Columns per chunk: a multiple of 16 so every chunk but the last is unpadded.
+    let max_cols = (max_bytes / (k as u64 * elem_bytes)) as usize / 16 * 16;
+    if max_cols == 0 {
+        return Err(Error::Limit(format!(
+            "a weight with {k} inputs needs {} bytes per 16 columns; the device binds at most {max_bytes}",
+            16 * k as u64 * elem_bytes
+        )));
+    }
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let cols = (n - start).min(max_cols);
+        let n_pad = cols.next_multiple_of(16);
+        let words = match format {
+            BFormat::F32 => {
+                let mut w = vec![0u32; k * n_pad];
+                for kk in 0..k {
+                    for c in 0..cols {
+                        w[kk * n_pad + c] = value(kk, start + c).to_bits();
+                    }
+                }
+                w
+            }
+            BFormat::F16 => {
+                let mut h = vec![0u16; k * n_pad];
+                for kk in 0..k {
+                    for c in 0..cols {
+                        h[kk * n_pad + c] = match raw_f16 {
+                            Some(f) => f(kk, start + c).to_bits(),
+                            None => f16::from_f32(value(kk, start + c)).to_bits(),
+                        };
+                    }
+                }
+                bytemuck::pod_collect_to_vec(&h)
+            }
+        };
+        chunks.push(PackedChunk { col_start: start, cols, n_pad, words });
+        start += cols;
+    }
+    Ok(chunks)
+}
+
+/// Element accessor of a host tensor that keeps f16 bit patterns exact.
+pub struct Elements<'a>(pub &'a HostTensor);
+
+impl Elements<'_> {
+    pub fn f32(&self, i: usize) -> f32 {
+        match &self.0.data {
+            TensorData::F32(v) => v[i],
+            TensorData::F16(v) => v[i].to_f32(),
+        }
+    }
+    pub fn f16(&self, i: usize) -> f16 {
+        match &self.0.data {
+            TensorData::F32(v) => f16::from_f32(v[i]),
+            TensorData::F16(v) => v[i],
+        }
+    }
+}
+
+/// Packs PyTorch-layout linear weights (`[out, in]` each) side by side: the outputs of
+/// `parts[0]` come first, then `parts[1]`, ... (q, k and v as one matmul).
+pub fn pack_linears(parts: &[&HostTensor], format: BFormat, max_bytes: u64) -> Result<Vec<PackedChunk>> {
+    let k = parts[0].shape[1];
+    let mut offsets = Vec::new();
+    let mut n = 0;
+    for p in parts {
+        offsets.push(n);
+        n += p.shape[0];
+    }
+    let locate = |col: usize| {
+        let i = offsets.iter().rposition(|&o| o <= col).unwrap_or(0);
+        (i, col - offsets[i])
+    };
+    let f32v = |kk: usize, col: usize| {
+        let (i, c) = locate(col);
+        Elements(parts[i]).f32(c * k + kk)
+    };
+    let f16v = |kk: usize, col: usize| {
+        let (i, c) = locate(col);
+        Elements(parts[i]).f16(c * k + kk)
+    };
+    pack_kmajor(k, n, format, max_bytes, f32v, Some(&f16v))
+}
+
+/// Packs a kernel-3 convolution `[out, in, 3]` as a matmul over `3*in` inputs ordered (tap, in),
+/// matching an input window of three consecutive time rows.
+pub fn pack_conv(w: &HostTensor, format: BFormat, max_bytes: u64) -> Result<Vec<PackedChunk>> {
+    let (out, inp) = (w.shape[0], w.shape[1]);
+    let idx = move |kk: usize, o: usize| {
+        let (tap, ci) = (kk / inp, kk % inp);
+        (o * inp + ci) * 3 + tap
+    };
+    let e = Elements(w);
+    pack_kmajor(3 * inp, out, format, max_bytes, |kk, o| e.f32(idx(kk, o)), Some(&|kk, o| e.f16(idx(kk, o))))
+}

@@ -1,0 +1,232 @@
+//! Moving a checkpoint's weights onto a backend, packed for the kernels.
+use super::pack::{pack_conv, pack_linears, PackedChunk, WeightDtype};
+use crate::backend::Backend;
+use crate::graph::{BFormat, BufId, EmbeddingChunk, Elem};
+use crate::tensor::HostTensor;
+use crate::weights::{Attention, LayerNorm, Linear, ModelWeights};
+use crate::Result;
+
+/// One column chunk of a packed weight on the device.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightChunk {
+    pub buf: BufId,
+    pub col_start: usize,
+    pub cols: usize,
+    pub n_pad: usize,
+}
+
+/// A matmul weight (`k` inputs, `n` outputs) and its bias.
+#[derive(Clone, Debug)]
+pub struct DeviceLinear {
+    pub k: usize,
+    pub n: usize,
+    pub format: BFormat,
+    pub chunks: Vec<WeightChunk>,
+    pub bias: Option<BufId>,
+}
+
+impl DeviceLinear {
+    /// The chunks seen as embedding-table chunks (the tied token embedding).
+    pub fn as_embedding(&self) -> Vec<EmbeddingChunk> {
+        self.chunks
+            .iter()
+            .map(|c| EmbeddingChunk { buf: c.buf, format: self.format, col_start: c.col_start, cols: c.cols, row_elems: c.n_pad })
+            .collect()
+    }
+    pub fn bytes(&self) -> usize {
+        let e = match self.format {
+            BFormat::F16 => 2,
+            BFormat::F32 => 4,
+        };
+        self.chunks.iter().map(|c| c.n_pad * self.k * e).sum::<usize>() + self.bias.map_or(0, |_| self.n * 4)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceLayerNorm {
+    pub gamma: BufId,
+    pub beta: BufId,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeviceEncoderBlock {
+    pub attn_ln: DeviceLayerNorm,
+    pub qkv: DeviceLinear,
+    pub out: DeviceLinear,
+    pub mlp_ln: DeviceLayerNorm,
+    pub fc1: DeviceLinear,
+    pub fc2: DeviceLinear,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeviceDecoderBlock {
+    pub attn_ln: DeviceLayerNorm,
+    pub qkv: DeviceLinear,
+    pub out: DeviceLinear,
+    pub cross_ln: DeviceLayerNorm,
+    pub cross_q: DeviceLinear,
+    pub cross_kv: DeviceLinear,
+    pub cross_out: DeviceLinear,
+    pub mlp_ln: DeviceLayerNorm,
+    pub fc1: DeviceLinear,
+    pub fc2: DeviceLinear,
+}
+
+/// Every weight of the model on the device.
+#[derive(Clone, Debug)]
+pub struct DeviceWeights {
+    pub format: BFormat,
+    pub conv1: DeviceLinear,
+    pub conv2: DeviceLinear,
+    /// `[n_audio_ctx][n_audio_state]` f32.
+    pub encoder_positional: BufId,
+    pub encoder: Vec<DeviceEncoderBlock>,
+    pub ln_post: DeviceLayerNorm,
+    /// The tied token embedding, packed `[n_text_state][n_vocab]`: logits weight and lookup table.
+    pub token_embedding: DeviceLinear,
+    /// `[n_text_ctx][n_text_state]` f32.
+    pub decoder_positional: BufId,
+    pub decoder: Vec<DeviceDecoderBlock>,
+    pub decoder_ln: DeviceLayerNorm,
+}
+
+impl DeviceWeights {
+    /// Bytes of matmul weights and biases on the device.
+    pub fn matmul_bytes(&self) -> usize {
+        let mut all = vec![&self.conv1, &self.conv2, &self.token_embedding];
+        for b in &self.encoder {
+            all.extend([&b.qkv, &b.out, &b.fc1, &b.fc2]);
+        }
+        for b in &self.decoder {
+            all.extend([&b.qkv, &b.out, &b.cross_q, &b.cross_kv, &b.cross_out, &b.fc1, &b.fc2]);
+        }
+        all.iter().map(|l| l.bytes()).sum()
+    }
+}
+
+struct Uploader<'a> {
+    backend: &'a mut dyn Backend,
+    dtype: WeightDtype,
+    max_bytes: u64,
+}
+
+impl Uploader<'_> {
+    fn f32_buffer(&mut self, label: &str, values: &[f32]) -> Result<BufId> {
+        let id = self.backend.create_buffer(label, Elem::F32, values.len())?;
+        self.backend.write(id, 0, bytemuck::cast_slice(values))?;
+        Ok(id)
+    }
+
+    fn chunks(&mut self, label: &str, packed: Vec<PackedChunk>, format: BFormat, k: usize) -> Result<Vec<WeightChunk>> {
+        let elem = match format {
+            BFormat::F16 => Elem::F16,
+            BFormat::F32 => Elem::F32,
+        };
+        let mut out = Vec::new();
+        for c in packed {
+            let buf = self.backend.create_buffer(label, elem, k * c.n_pad)?;
+            self.backend.write(buf, 0, bytemuck::cast_slice(&c.words))?;
+            out.push(WeightChunk { buf, col_start: c.col_start, cols: c.cols, n_pad: c.n_pad });
+        }
+        Ok(out)
+    }
+
+    /// Several PyTorch linears fused along the output dimension; missing biases are zeros.
+    fn linears(&mut self, label: &str, parts: &[&Linear]) -> Result<DeviceLinear> {
+        let format = self.dtype.resolve(&parts[0].weight);
+        let weights: Vec<&HostTensor> = parts.iter().map(|l| &l.weight).collect();
+        let k = weights[0].shape[1];
+        let n = weights.iter().map(|w| w.shape[0]).sum();
+        let packed = pack_linears(&weights, format, self.max_bytes)?;
+        let chunks = self.chunks(label, packed, format, k)?;
+        let bias = if parts.iter().any(|l| l.bias.is_some()) {
+            let mut b = Vec::with_capacity(n);
+            for l in parts {
+                match &l.bias {
+                    Some(t) => b.extend(t.to_f32()),
+                    None => b.extend(std::iter::repeat_n(0.0, l.weight.shape[0])),
+                }
+            }
+            Some(self.f32_buffer(&format!("{label}.bias"), &b)?)
+        } else {
+            None
+        };
+        Ok(DeviceLinear { k, n, format, chunks, bias })
+    }
+
+    fn conv(&mut self, label: &str, w: &HostTensor, b: &HostTensor) -> Result<DeviceLinear> {
+        let format = self.dtype.resolve(w);
+        let (n, k) = (w.shape[0], 3 * w.shape[1]);
+        let packed = pack_conv(w, format, self.max_bytes)?;
+        let chunks = self.chunks(label, packed, format, k)?;
+        let bias = Some(self.f32_buffer(&format!("{label}.bias"), &b.to_f32())?);
+        Ok(DeviceLinear { k, n, format, chunks, bias })
+    }
+
+    fn layer_norm(&mut self, label: &str, ln: &LayerNorm) -> Result<DeviceLayerNorm> {
+        Ok(DeviceLayerNorm {
+            gamma: self.f32_buffer(&format!("{label}.weight"), &ln.weight.to_f32())?,
+            beta: self.f32_buffer(&format!("{label}.bias"), &ln.bias.to_f32())?,
+        })
+    }
+
+    fn qkv(&mut self, label: &str, a: &Attention) -> Result<DeviceLinear> {
+        self.linears(label, &[&a.query, &a.key, &a.value])
+    }
+}
+
+/// Packs and uploads every weight. `dtype` picks the matmul weights' storage format.
+pub fn upload(backend: &mut dyn Backend, w: &ModelWeights, dtype: WeightDtype) -> Result<DeviceWeights> {
+    let max_bytes = backend.max_binding_bytes();
+    let mut u = Uploader { backend, dtype, max_bytes };
+    let e = &w.encoder;
+    let d = &w.decoder;
+    let format = dtype.resolve(&d.token_embedding);
+    let conv1 = u.conv("encoder.conv1", &e.conv1.weight, &e.conv1.bias)?;
+    let conv2 = u.conv("encoder.conv2", &e.conv2.weight, &e.conv2.bias)?;
+    let encoder_positional = u.f32_buffer("encoder.positional", &e.positional.to_f32())?;
+    let mut encoder = Vec::new();
+    for (i, b) in e.blocks.iter().enumerate() {
+        let p = format!("encoder.{i}");
+        encoder.push(DeviceEncoderBlock {
+            attn_ln: u.layer_norm(&format!("{p}.attn_ln"), &b.attn_ln)?,
+            qkv: u.qkv(&format!("{p}.qkv"), &b.attn)?,
+            out: u.linears(&format!("{p}.attn.out"), &[&b.attn.out])?,
+            mlp_ln: u.layer_norm(&format!("{p}.mlp_ln"), &b.mlp_ln)?,
+            fc1: u.linears(&format!("{p}.fc1"), &[&b.fc1])?,
+            fc2: u.linears(&format!("{p}.fc2"), &[&b.fc2])?,
+        });
+    }
+    let ln_post = u.layer_norm("encoder.ln_post", &e.ln_post)?;
+    let token_embedding = u.linears("decoder.token_embedding", &[&Linear { weight: d.token_embedding.clone(), bias: None }])?;
+    let decoder_positional = u.f32_buffer("decoder.positional", &d.positional.to_f32())?;
+    let mut decoder = Vec::new();
+    for (i, b) in d.blocks.iter().enumerate() {
+        let p = format!("decoder.{i}");
+        decoder.push(DeviceDecoderBlock {
+            attn_ln: u.layer_norm(&format!("{p}.attn_ln"), &b.attn_ln)?,
+            qkv: u.qkv(&format!("{p}.qkv"), &b.attn)?,
+            out: u.linears(&format!("{p}.attn.out"), &[&b.attn.out])?,
+            cross_ln: u.layer_norm(&format!("{p}.cross_ln"), &b.cross_ln)?,
+            cross_q: u.linears(&format!("{p}.cross.query"), &[&b.cross.query])?,
+            cross_kv: u.linears(&format!("{p}.cross.kv"), &[&b.cross.key, &b.cross.value])?,
+            cross_out: u.linears(&format!("{p}.cross.out"), &[&b.cross.out])?,
+            mlp_ln: u.layer_norm(&format!("{p}.mlp_ln"), &b.mlp_ln)?,
+            fc1: u.linears(&format!("{p}.fc1"), &[&b.fc1])?,
+            fc2: u.linears(&format!("{p}.fc2"), &[&b.fc2])?,
+        });
+    }
+    let decoder_ln = u.layer_norm("decoder.ln", &d.ln)?;
+    Ok(DeviceWeights {
+        format,
+        conv1,
+        conv2,
+        encoder_positional,
+        encoder,
+        ln_post,
+        token_embedding,
+        decoder_positional,
+        decoder,
+        decoder_ln,
+    })
+}
