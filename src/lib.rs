@@ -1,4 +1,5 @@
 //! whisper-wgpu: Whisper-architecture encoder-decoder models on any GPU through wgpu.
+pub mod audio;
 pub mod config;
 pub mod error;
 pub mod tensor;
