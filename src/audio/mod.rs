@@ -1,11 +1,14 @@
 //! The audio front end: WAV -> 16 kHz mono f32 -> Whisper log-mel spectrogram.
 //!
+//! - [`resample`]: a streaming windowed-sinc (Kaiser) resampler.
 //! - [`mel`]: the log-mel spectrogram of one 30 s window, exactly as Whisper computes it, for
 //!   any number of mel bands.
 mod fft;
 pub mod mel;
+pub mod resample;
 
 pub use mel::{log_mel_spectrogram, mel_filters, LogMel, MAX_MELS};
+pub use resample::{resample, Resampler};
 
 /// Sample rate the models take.
 pub const SAMPLE_RATE: u32 = 16_000;
