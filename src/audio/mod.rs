@@ -1,14 +1,22 @@
 //! The audio front end: WAV -> 16 kHz mono f32 -> Whisper log-mel spectrogram.
 //!
+//! - [`wav`]: decoding through `hound` (8/16/24/32-bit integer PCM, 32-bit float, any channel
+//!   count), down-mixing and resampling, whole-file ([`load_wav`], [`decode_wav`]) or streamed
+//!   in bounded memory ([`WavStream`]).
 //! - [`resample`]: a streaming windowed-sinc (Kaiser) resampler.
 //! - [`mel`]: the log-mel spectrogram of one 30 s window, exactly as Whisper computes it, for
 //!   any number of mel bands.
 mod fft;
 pub mod mel;
 pub mod resample;
+pub mod wav;
 
 pub use mel::{log_mel_spectrogram, mel_filters, LogMel, MAX_MELS};
 pub use resample::{resample, Resampler};
+pub use wav::{
+    decode_wav, decode_wav_with, load_wav, load_wav_with, read_wav, Audio, WavInfo, WavOptions,
+    WavStream, DEFAULT_MAX_SECONDS,
+};
 
 /// Sample rate the models take.
 pub const SAMPLE_RATE: u32 = 16_000;
