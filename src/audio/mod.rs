@@ -3,7 +3,7 @@
 //! - [`wav`]: decoding through `hound` (8/16/24/32-bit integer PCM, 32-bit float, any channel
 //!   count), down-mixing and resampling, whole-file ([`load_wav`], [`decode_wav`]) or streamed
 //!   in bounded memory ([`WavStream`]).
-//! - [`resample`]: a streaming windowed-sinc (Kaiser) resampler.
+//! - [`mod@resample`]: a streaming windowed-sinc (Kaiser) resampler.
 //! - [`mel`]: the log-mel spectrogram of one 30 s window, exactly as Whisper computes it, for
 //!   any number of mel bands.
 mod fft;
