@@ -67,7 +67,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = WgpuBackend::new(&options)?;
     let device = backend.describe();
     let boxed: Box<dyn Backend + Send> = Box::new(backend);
-    let model = Model::new(boxed, ck.dims.clone(), ck.generation.clone(), &ck.weights, WeightDtype::parse(&args.dtype)?)?;
+    let model =
+        Model::new(boxed, ck.dims.clone(), ck.generation.clone(), &ck.weights, WeightDtype::parse(&args.dtype)?)?;
     let dims = &model.dims;
     let capacities = if args.capacity.is_empty() { vec![dims.n_text_ctx] } else { args.capacity.clone() };
     let mel = vec![-0.5f32; dims.n_mels * dims.n_frames()];
@@ -79,7 +80,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if full && !args.full_capacity {
                 continue;
             }
-            let opts = SessionOptions { capacity: Some(capacity), steps_per_submit: k, full_capacity_attention: full, ..Default::default() };
+            let opts = SessionOptions {
+                capacity: Some(capacity),
+                steps_per_submit: k,
+                full_capacity_attention: full,
+                ..Default::default()
+            };
             let mut s = Session::new(&model, opts)?;
             let mut enc = Vec::new();
             for _ in 0..args.encoder_runs.max(1) + 1 {
@@ -145,7 +151,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     for r in &rows {
-        let buckets: Vec<String> = r.by_position.iter().step_by((r.by_position.len() / 8).max(1)).map(|(p, t)| format!("{p}:{t:.2}")).collect();
+        let buckets: Vec<String> = r
+            .by_position
+            .iter()
+            .step_by((r.by_position.len() / 8).max(1))
+            .map(|(p, t)| format!("{p}:{t:.2}"))
+            .collect();
         println!("ms/token by position (cap {}, full {}): {}", r.capacity, r.full, buckets.join(" "));
         let _ = r.host_us_per_token;
     }

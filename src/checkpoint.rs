@@ -52,6 +52,13 @@ impl Checkpoint {
         let file = SafetensorsFile::open(&st_path)?;
         let weights = ModelWeights::load(&file, &dims, naming)?;
         let tok = dir.join("tokenizer.json");
-        Ok(Checkpoint { dir: dir.to_path_buf(), dims, naming, generation, weights, tokenizer: tok.is_file().then_some(tok) })
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            dims,
+            naming,
+            generation,
+            weights,
+            tokenizer: tok.is_file().then_some(tok),
+        })
     }
 }

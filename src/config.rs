@@ -35,26 +35,19 @@ pub enum Naming {
 impl ModelDims {
     /// Reads `config.json` in either spelling; returns the dims and which naming the file implies.
     pub fn from_json(path: &Path, text: &str) -> Result<(ModelDims, Naming)> {
-        let err = |msg: String| Error::Config {
-            path: path.to_path_buf(),
-            msg,
-        };
-        let v: Value =
-            serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| err("top level is not a JSON object".into()))?;
+        let err = |msg: String| Error::Config { path: path.to_path_buf(), msg };
+        let v: Value = serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| err("top level is not a JSON object".into()))?;
         let get = |key: &str| -> Result<Option<usize>> {
             match obj.get(key) {
                 None | Some(Value::Null) => Ok(None),
-                Some(x) => x.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
-                    err(format!("`{key}` must be a non-negative integer, found {x}"))
-                }),
+                Some(x) => x
+                    .as_u64()
+                    .map(|n| Some(n as usize))
+                    .ok_or_else(|| err(format!("`{key}` must be a non-negative integer, found {x}"))),
             }
         };
-        let need = |key: &str| -> Result<usize> {
-            get(key)?.ok_or_else(|| err(format!("missing `{key}`")))
-        };
+        let need = |key: &str| -> Result<usize> { get(key)?.ok_or_else(|| err(format!("missing `{key}`"))) };
         let (dims, naming) = if obj.contains_key("n_audio_state") || obj.contains_key("n_mels") {
             let n_audio_state = need("n_audio_state")?;
             let n_text_state = need("n_text_state")?;
@@ -124,20 +117,14 @@ impl ModelDims {
                 return Err(format!("`{name}` = {v} is implausibly large"));
             }
         }
-        for (state, heads, what) in [
-            (self.n_audio_state, self.n_audio_head, "audio"),
-            (self.n_text_state, self.n_text_head, "text"),
-        ] {
+        for (state, heads, what) in
+            [(self.n_audio_state, self.n_audio_head, "audio"), (self.n_text_state, self.n_text_head, "text")]
+        {
             if state % heads != 0 {
-                return Err(format!(
-                    "n_{what}_state {state} is not divisible by n_{what}_head {heads}"
-                ));
+                return Err(format!("n_{what}_state {state} is not divisible by n_{what}_head {heads}"));
             }
             if (state / heads) % 4 != 0 {
-                return Err(format!(
-                    "{what} head width {} is not a multiple of 4",
-                    state / heads
-                ));
+                return Err(format!("{what} head width {} is not a multiple of 4", state / heads));
             }
         }
         if self.n_audio_state != self.n_text_state {
@@ -192,15 +179,9 @@ impl GenerationConfig {
     /// Reads Hugging Face `generation_config.json`. Missing fields stay empty; `n_vocab` fixes the
     /// ids of the special tokens the file does not list (Whisper's layout is fixed by its vocabulary).
     pub fn from_json(path: &Path, text: &str, n_vocab: usize) -> Result<GenerationConfig> {
-        let err = |msg: String| Error::Config {
-            path: path.to_path_buf(),
-            msg,
-        };
-        let v: Value =
-            serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| err("top level is not a JSON object".into()))?;
+        let err = |msg: String| Error::Config { path: path.to_path_buf(), msg };
+        let v: Value = serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| err("top level is not a JSON object".into()))?;
         let id = |key: &str| -> Result<Option<u32>> {
             match obj.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -220,9 +201,7 @@ impl GenerationConfig {
                         x.as_u64()
                             .filter(|&n| (n as usize) < n_vocab)
                             .map(|n| n as u32)
-                            .ok_or_else(|| {
-                                err(format!("`{key}` holds {x}, not a token id below {n_vocab}"))
-                            })
+                            .ok_or_else(|| err(format!("`{key}` holds {x}, not a token id below {n_vocab}")))
                     })
                     .collect(),
                 Some(x) => Err(err(format!("`{key}` must be a list, found {x}"))),
@@ -234,19 +213,13 @@ impl GenerationConfig {
             no_timestamps: id("no_timestamps_token_id")?,
             suppress_tokens: ids("suppress_tokens")?,
             begin_suppress_tokens: ids("begin_suppress_tokens")?,
-            is_multilingual: obj
-                .get("is_multilingual")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            is_multilingual: obj.get("is_multilingual").and_then(Value::as_bool).unwrap_or(false),
             start_of_prev: id("prev_sot_token_id")?,
             max_initial_timestamp_index: obj
                 .get("max_initial_timestamp_index")
                 .and_then(Value::as_u64)
                 .map(|n| n as u32),
-            max_length: obj
-                .get("max_length")
-                .and_then(Value::as_u64)
-                .map(|n| n as usize),
+            max_length: obj.get("max_length").and_then(Value::as_u64).map(|n| n as usize),
             ..Default::default()
         };
         if let Some(Value::Array(pairs)) = obj.get("forced_decoder_ids") {
@@ -255,22 +228,13 @@ impl GenerationConfig {
                 let pos = pair.and_then(|a| a[0].as_u64());
                 match (pair, pos) {
                     (Some(a), Some(pos)) => {
-                        let tok = a[1]
-                            .as_u64()
-                            .filter(|&n| (n as usize) < n_vocab)
-                            .map(|n| n as u32);
+                        let tok = a[1].as_u64().filter(|&n| (n as usize) < n_vocab).map(|n| n as u32);
                         if tok.is_none() && !a[1].is_null() {
-                            return Err(err(format!(
-                                "forced_decoder_ids entry {p} is not [pos, token]"
-                            )));
+                            return Err(err(format!("forced_decoder_ids entry {p} is not [pos, token]")));
                         }
                         g.forced_decoder_ids.push((pos as usize, tok));
                     }
-                    _ => {
-                        return Err(err(format!(
-                            "forced_decoder_ids entry {p} is not [pos, token]"
-                        )))
-                    }
+                    _ => return Err(err(format!("forced_decoder_ids entry {p} is not [pos, token]"))),
                 }
             }
         }
@@ -284,10 +248,7 @@ impl GenerationConfig {
         }
         if let Some(Value::Object(m)) = obj.get("task_to_id") {
             g.translate = m.get("translate").and_then(Value::as_u64).map(|n| n as u32);
-            g.transcribe = m
-                .get("transcribe")
-                .and_then(Value::as_u64)
-                .map(|n| n as u32);
+            g.transcribe = m.get("transcribe").and_then(Value::as_u64).map(|n| n as u32);
         }
         g.fill_whisper_specials(n_vocab);
         Ok(g)

@@ -198,11 +198,7 @@ pub const ATTEND_CHUNK: usize = 1024;
 
 impl Attend {
     pub fn n_chunks(&self) -> usize {
-        let span = if self.full_capacity {
-            self.cap
-        } else {
-            self.max_len
-        };
+        let span = if self.full_capacity { self.cap } else { self.max_len };
         span.div_ceil(ATTEND_CHUNK)
     }
     pub fn partials_len(&self) -> usize {

@@ -1,9 +1,10 @@
 //! whisper-wgpu: Whisper-architecture encoder-decoder models on any GPU through wgpu.
+pub mod audio;
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
-pub mod error;
 pub mod decode;
+pub mod error;
 pub mod graph;
 pub mod model;
 pub mod tensor;

@@ -25,17 +25,11 @@ pub struct HostTensor {
 impl HostTensor {
     pub fn f32(shape: Vec<usize>, values: Vec<f32>) -> Self {
         debug_assert_eq!(shape.iter().product::<usize>(), values.len());
-        HostTensor {
-            shape,
-            data: TensorData::F32(values),
-        }
+        HostTensor { shape, data: TensorData::F32(values) }
     }
     pub fn f16(shape: Vec<usize>, values: Vec<f16>) -> Self {
         debug_assert_eq!(shape.iter().product::<usize>(), values.len());
-        HostTensor {
-            shape,
-            data: TensorData::F16(values),
-        }
+        HostTensor { shape, data: TensorData::F16(values) }
     }
     pub fn dtype(&self) -> DType {
         match self.data {

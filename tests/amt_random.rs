@@ -52,5 +52,8 @@ fn amt_random_teacher_forced_logits_and_free_running_tokens() {
     s.run_to_end().unwrap();
     let got = &s.results().unwrap()[0].tokens;
     let first_diff = got.iter().zip(&tokens).position(|(a, b)| a != b);
-    eprintln!("free-running: first differing token index {first_diff:?} (margin there {:?})", first_diff.map(|i| margins[i - 3]));
+    eprintln!(
+        "free-running: first differing token index {first_diff:?} (margin there {:?})",
+        first_diff.map(|i| margins[i - 3])
+    );
 }

@@ -26,29 +26,14 @@ fn pack_kmajor(w: &[f32], n: usize, k: usize) -> (Vec<f32>, usize) {
 }
 
 fn seg(end: usize, buf: BufId, elem: Elem, base: usize, row: usize, col: usize) -> OutSegment {
-    OutSegment {
-        end,
-        buf,
-        elem,
-        base,
-        row,
-        col,
-        outer: 0,
-        inner: 0,
-        pos: 0,
-    }
+    OutSegment { end, buf, elem, base, row, col, outer: 0, inner: 0, pos: 0 }
 }
 
 #[test]
 fn matmul_f16_weights_bias_gelu() {
     let Some(mut t) = Twin::new() else { return };
     let mut rng = Rng::new(1);
-    for &(m, n, k) in &[
-        (37usize, 203usize, 76usize),
-        (1, 1000, 388),
-        (9, 16, 4),
-        (130, 77, 60),
-    ] {
+    for &(m, n, k) in &[(37usize, 203usize, 76usize), (1, 1000, 388), (9, 16, 4), (130, 77, 60)] {
         let x = rng.vec(m * k, 1.0);
         let w = rng.vec(n * k, 0.2);
         let (wp, n_pad) = pack_kmajor(&w, n, k);
@@ -62,21 +47,8 @@ fn matmul_f16_weights_bias_gelu() {
             k,
             z_outer: 1,
             z_inner: 1,
-            x: Rows {
-                buf: xb,
-                base: 0,
-                row: k,
-                outer: 0,
-                inner: 0,
-            },
-            b: BOperand {
-                buf: wb,
-                format: BFormat::F16,
-                base: 0,
-                k_stride: n_pad,
-                outer: 0,
-                inner: 0,
-            },
+            x: Rows { buf: xb, base: 0, row: k, outer: 0, inner: 0 },
+            b: BOperand { buf: wb, format: BFormat::F16, base: 0, k_stride: n_pad, outer: 0, inner: 0 },
             bias: Some((bias, 0)),
             gelu: true,
             add: None,
@@ -87,10 +59,7 @@ fn matmul_f16_weights_bias_gelu() {
         t.run(&[op], 1);
         let (a, b) = t.read_f32(y, m * n);
         assert_close(&format!("matmul f16 {m}x{n}x{k}"), &a, &b, TOL);
-        assert!(
-            a.iter().any(|v| v.abs() > 0.1),
-            "reference output is degenerate"
-        );
+        assert!(a.iter().any(|v| v.abs() > 0.1), "reference output is degenerate");
     }
 }
 
@@ -122,30 +91,11 @@ fn matmul_batched_strided_with_split_outputs() {
         k,
         z_outer: zo,
         z_inner: zi,
-        x: Rows {
-            buf: xb,
-            base: x_base,
-            row: x_row,
-            outer: x_outer,
-            inner: x_inner,
-        },
-        b: BOperand {
-            buf: bb,
-            format: BFormat::F32,
-            base: b_base,
-            k_stride: b_k,
-            outer: b_outer,
-            inner: b_inner,
-        },
+        x: Rows { buf: xb, base: x_base, row: x_row, outer: x_outer, inner: x_inner },
+        b: BOperand { buf: bb, format: BFormat::F32, base: b_base, k_stride: b_k, outer: b_outer, inner: b_inner },
         bias: None,
         gelu: false,
-        add: Some(Rows {
-            buf: add,
-            base: 0,
-            row: n,
-            outer: zi * m * n,
-            inner: m * n,
-        }),
+        add: Some(Rows { buf: add, base: 0, row: n, outer: zi * m * n, inner: m * n }),
         accumulate: true,
         out: vec![
             z(seg(16, y0, Elem::F32, 0, 16, 1), zi * m * 16, m * 16),
@@ -157,18 +107,12 @@ fn matmul_batched_strided_with_split_outputs() {
     t.run(&[op], 1);
     let (a, b) = t.read_f32(y0, zo * zi * m * 16);
     assert_close("segment 0 (accumulated)", &a, &b, TOL);
-    assert!(
-        a.iter().zip(&y0_init).any(|(r, i)| (r - i).abs() > 0.1),
-        "accumulate did nothing"
-    );
+    assert!(a.iter().zip(&y0_init).any(|(r, i)| (r - i).abs() > 0.1), "accumulate did nothing");
     let (a, b) = t.read_f32(y1, zo * zi * 16 * 24);
     assert_close("segment 1 (transposed)", &a, &b, TOL);
     let (a, b) = t.read_f16(y2, zo * zi * 13 * 22);
     for (i, (r, g)) in a.iter().zip(&b).enumerate() {
-        assert!(
-            (r - g).abs() <= 2e-3 * r.abs().max(1.0),
-            "segment 2 (f16) at {i}: {r} vs {g}"
-        );
+        assert!((r - g).abs() <= 2e-3 * r.abs().max(1.0), "segment 2 (f16) at {i}: {r} vs {g}");
     }
 }
 
@@ -209,51 +153,25 @@ fn matmul_decode_rows_write_kv_cache() {
         k,
         z_outer: 1,
         z_inner: 1,
-        x: Rows {
-            buf: xb,
-            base: 0,
-            row: k,
-            outer: 0,
-            inner: 0,
-        },
-        b: BOperand {
-            buf: wb,
-            format: BFormat::F16,
-            base: 0,
-            k_stride: n_pad,
-            outer: 0,
-            inner: 0,
-        },
+        x: Rows { buf: xb, base: 0, row: k, outer: 0, inner: 0 },
+        b: BOperand { buf: wb, format: BFormat::F16, base: 0, k_stride: n_pad, outer: 0, inner: 0 },
         bias: None,
         gelu: false,
         add: None,
         accumulate: false,
-        out: vec![
-            seg(d, q, Elem::F32, 0, d, 1),
-            cache(2 * d, kc),
-            cache(3 * d, vc),
-        ],
+        out: vec![seg(d, q, Elem::F32, 0, d, 1), cache(2 * d, kc), cache(3 * d, vc)],
         state: Some(st),
     });
     t.run(&[op], 1);
     let (a, b) = t.read_f32(q, m * d);
     assert_close("q rows", &a, &b, TOL);
-    assert!(
-        a[d..2 * d].iter().all(|&v| v == 7.0),
-        "the done row was written"
-    );
+    assert!(a[d..2 * d].iter().all(|&v| v == 7.0), "the done row was written");
     for buf in [kc, vc] {
         let (a, b) = t.read_f16(buf, m * d * cap);
         for (i, (r, g)) in a.iter().zip(&b).enumerate() {
-            assert!(
-                (r - g).abs() <= 2e-3 * r.abs().max(1.0),
-                "cache at {i}: {r} vs {g}"
-            );
+            assert!((r - g).abs() <= 2e-3 * r.abs().max(1.0), "cache at {i}: {r} vs {g}");
         }
-        assert!(
-            a[5] != 0.0 && a[2 * d * cap + 47] != 0.0,
-            "positions were not written"
-        );
+        assert!(a[5] != 0.0 && a[2 * d * cap + 47] != 0.0, "positions were not written");
     }
 }
 
@@ -279,30 +197,11 @@ fn matmul_conv_as_overlapping_rows() {
         k: 3 * c_in,
         z_outer: 1,
         z_inner: 1,
-        x: Rows {
-            buf: xb,
-            base: 0,
-            row: 2 * c_in,
-            outer: 0,
-            inner: 0,
-        },
-        b: BOperand {
-            buf: wb,
-            format: BFormat::F16,
-            base: 0,
-            k_stride: n_pad,
-            outer: 0,
-            inner: 0,
-        },
+        x: Rows { buf: xb, base: 0, row: 2 * c_in, outer: 0, inner: 0 },
+        b: BOperand { buf: wb, format: BFormat::F16, base: 0, k_stride: n_pad, outer: 0, inner: 0 },
         bias: Some((t.f32(&rng.vec(c_out + 3, 0.1)), 3)),
         gelu: true,
-        add: Some(Rows {
-            buf: pos,
-            base: 0,
-            row: c_out,
-            outer: 0,
-            inner: 0,
-        }),
+        add: Some(Rows { buf: pos, base: 0, row: c_out, outer: 0, inner: 0 }),
         accumulate: false,
         out: vec![seg(c_out, y, Elem::F32, 0, c_out, 1)],
         state: None,
@@ -318,11 +217,7 @@ fn layernorm_strided_rows() {
     let mut rng = Rng::new(5);
     let (rows, dim, x_row, y_row) = (67usize, 92usize, 100usize, 96usize);
     // Large offset values check the two-pass variance.
-    let x: Vec<f32> = rng
-        .vec(rows * x_row + 4, 3.0)
-        .iter()
-        .map(|v| v + 40.0)
-        .collect();
+    let x: Vec<f32> = rng.vec(rows * x_row + 4, 3.0).iter().map(|v| v + 40.0).collect();
     let xb = t.f32(&x);
     let g = t.f32(&rng.vec(dim, 1.0));
     let bt = t.f32(&rng.vec(dim, 1.0));
@@ -352,16 +247,7 @@ fn softmax_rows_in_place() {
     let mut rng = Rng::new(6);
     let (z, rows, cols, row, zs) = (3usize, 71usize, 44usize, 48usize, 71 * 48 + 4);
     let buf = t.f32(&rng.vec(z * zs, 8.0));
-    let op = Op::Softmax(Softmax {
-        buf,
-        rows,
-        cols,
-        base: 0,
-        row,
-        z,
-        z_stride: zs,
-        scale: 0.125,
-    });
+    let op = Op::Softmax(Softmax { buf, rows, cols, base: 0, row, z, z_stride: zs, scale: 0.125 });
     t.run(&[op], 1);
     let (a, b) = t.read_f32(buf, z * zs);
     // Probabilities: f32 exp differences of ~1e-7 relative.
@@ -378,37 +264,18 @@ fn embed_from_state_across_chunks() {
     let chunk = |lo: usize, hi: usize, t: &mut Twin| {
         let w: Vec<f32> = emb[lo * dim..hi * dim].to_vec();
         let (p, n_pad) = pack_kmajor(&w, hi - lo, dim);
-        EmbeddingChunk {
-            buf: t.f16(&p),
-            format: BFormat::F16,
-            col_start: lo,
-            cols: hi - lo,
-            row_elems: n_pad,
-        }
+        EmbeddingChunk { buf: t.f16(&p), format: BFormat::F16, col_start: lo, cols: hi - lo, row_elems: n_pad }
     };
     let table = vec![chunk(0, 96, &mut t), chunk(96, 150, &mut t)];
     let positional = t.f32(&rng.vec(ctx * dim, 1.0));
     let mut state = vec![0u32; rows * STATE_WORDS];
-    for (r, (tok, pos)) in [(3u32, 0u32), (149, 8), (96, 4), (95, 2)]
-        .into_iter()
-        .enumerate()
-    {
+    for (r, (tok, pos)) in [(3u32, 0u32), (149, 8), (96, 4), (95, 2)].into_iter().enumerate() {
         state[r * STATE_WORDS + state::TOKEN] = tok;
         state[r * STATE_WORDS + state::POS] = pos;
     }
     let st = t.u32(&state);
     let y = t.zeros(rows * dim);
-    t.run(
-        &[Op::Embed(Embed {
-            rows,
-            dim,
-            table,
-            positional,
-            state: st,
-            y,
-        })],
-        1,
-    );
+    t.run(&[Op::Embed(Embed { rows, dim, table, positional, state: st, y })], 1);
     let (a, b) = t.read_f32(y, rows * dim);
     assert_close("embed", &a, &b, 1e-6);
     assert!(a.iter().all(|v| *v != 0.0), "some row was not written");
@@ -450,12 +317,7 @@ fn attend_case(t: &mut Twin, rng: &mut Rng, fixed: Option<usize>, full: bool, po
     t.run(&[Op::Attend(op)], 1);
     let (a, b) = t.read_f32(out, rows * heads * hd);
     // Softmax-weighted means of values in [-1, 1]: errors well below 1e-5.
-    assert_close(
-        &format!("attend fixed={fixed:?} full={full} positions={positions:?}"),
-        &a,
-        &b,
-        2e-5,
-    );
+    assert_close(&format!("attend fixed={fixed:?} full={full} positions={positions:?}"), &a, &b, 2e-5);
 }
 
 #[test]
@@ -523,24 +385,13 @@ fn select_applies_rules_prompt_and_eot() {
         }
         for w in [state::SUM_LOGPROB, state::NO_SPEECH_PROB] {
             let (x, y) = (f32::from_bits(sa[s + w]), f32::from_bits(sb[s + w]));
-            assert!(
-                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
-                "row {r} word {w}: {x} vs {y}"
-            );
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "row {r} word {w}: {x} vs {y}");
         }
     }
     assert_ne!(sa[state::TOKEN], 500, "suppressed token chosen");
     assert_eq!(sa[STATE_WORDS + state::DONE], 1, "eot did not finish row 1");
-    assert_ne!(
-        sa[2 * STATE_WORDS + state::TOKEN],
-        9,
-        "begin-suppressed token chosen"
-    );
-    assert_eq!(
-        sa[3 * STATE_WORDS + state::TOKEN],
-        333,
-        "prompt token not forced"
-    );
+    assert_ne!(sa[2 * STATE_WORDS + state::TOKEN], 9, "begin-suppressed token chosen");
+    assert_eq!(sa[3 * STATE_WORDS + state::TOKEN], 333, "prompt token not forced");
     assert!(f32::from_bits(sa[state::NO_SPEECH_PROB]) > 0.0);
     let (a, b) = t.read_f32(lp, rows * cap);
     assert_close("logprobs", &a, &b, 1e-5);

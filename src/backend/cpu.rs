@@ -43,11 +43,7 @@ impl CpuBackend {
     fn set_f16(&mut self, id: BufId, i: usize, v: f32) {
         let h = f16::from_f32(v).to_bits() as u32;
         let w = &mut self.buffers[id.0 as usize].words[i / 2];
-        *w = if i % 2 == 1 {
-            (*w & 0xffff) | (h << 16)
-        } else {
-            (*w & 0xffff_0000) | h
-        };
+        *w = if i % 2 == 1 { (*w & 0xffff) | (h << 16) } else { (*w & 0xffff_0000) | h };
     }
     fn state_word(&self, state: BufId, row: usize, word: usize) -> u32 {
         self.u32_at(state, row * STATE_WORDS + word)
@@ -83,21 +79,12 @@ impl CpuBackend {
                             v = gelu(v);
                         }
                         if let Some(a) = op.add {
-                            v += self.f32_at(
-                                a.buf,
-                                a.base + zo * a.outer + zi * a.inner + m * a.row + n,
-                            );
+                            v += self.f32_at(a.buf, a.base + zo * a.outer + zi * a.inner + m * a.row + n);
                         }
-                        let s = op
-                            .out
-                            .iter()
-                            .position(|s| n < s.end)
-                            .expect("segments cover n");
+                        let s = op.out.iter().position(|s| n < s.end).expect("segments cover n");
                         let start = if s == 0 { 0 } else { op.out[s - 1].end };
                         let seg = op.out[s];
-                        let pos = op
-                            .state
-                            .map_or(0, |st| self.state_word(st, m, state::POS) as usize);
+                        let pos = op.state.map_or(0, |st| self.state_word(st, m, state::POS) as usize);
                         let idx = seg.base
                             + zo * seg.outer
                             + zi * seg.inner
@@ -124,9 +111,7 @@ impl CpuBackend {
             if self.row_done(op.state, r) {
                 continue;
             }
-            let xs: Vec<f32> = (0..op.dim)
-                .map(|i| self.f32_at(op.x, op.x_base + r * op.x_row + i))
-                .collect();
+            let xs: Vec<f32> = (0..op.dim).map(|i| self.f32_at(op.x, op.x_base + r * op.x_row + i)).collect();
             let mean = xs.iter().sum::<f32>() / op.dim as f32;
             let var = xs.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / op.dim as f32;
             let rstd = 1.0 / (var + op.eps).sqrt();
@@ -141,9 +126,7 @@ impl CpuBackend {
         for z in 0..op.z {
             for r in 0..op.rows {
                 let i0 = op.base + z * op.z_stride + r * op.row;
-                let v: Vec<f32> = (0..op.cols)
-                    .map(|c| self.f32_at(op.buf, i0 + c) * op.scale)
-                    .collect();
+                let v: Vec<f32> = (0..op.cols).map(|c| self.f32_at(op.buf, i0 + c) * op.scale).collect();
                 let m = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                 let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
                 let l: f32 = e.iter().sum();
@@ -161,11 +144,7 @@ impl CpuBackend {
             }
             let tok = self.state_word(op.state, r, state::TOKEN) as usize;
             let pos = self.state_word(op.state, r, state::POS) as usize;
-            let Some(chunk) = op
-                .table
-                .iter()
-                .find(|c| tok >= c.col_start && tok < c.col_start + c.cols)
-            else {
+            let Some(chunk) = op.table.iter().find(|c| tok >= c.col_start && tok < c.col_start + c.cols) else {
                 continue;
             };
             for d in 0..op.dim {
@@ -185,9 +164,7 @@ impl CpuBackend {
             if self.row_done(Some(op.state), r) {
                 continue;
             }
-            let n_valid = op
-                .fixed_len
-                .unwrap_or_else(|| self.state_word(op.state, r, state::POS) as usize + 1);
+            let n_valid = op.fixed_len.unwrap_or_else(|| self.state_word(op.state, r, state::POS) as usize + 1);
             for h in 0..op.heads {
                 let q0 = op.q_base + r * op.q_row + h * op.head_dim;
                 let head = r * op.heads * op.head_dim * op.cap + h * op.head_dim * op.cap;
@@ -195,8 +172,7 @@ impl CpuBackend {
                     .map(|j| {
                         let mut s = 0f32;
                         for d in 0..op.head_dim {
-                            s += self.f32_at(op.q, q0 + d)
-                                * self.f16_at(op.k_t, head + d * op.cap + j);
+                            s += self.f32_at(op.q, q0 + d) * self.f16_at(op.k_t, head + d * op.cap + j);
                         }
                         s * op.scale
                     })
@@ -209,11 +185,7 @@ impl CpuBackend {
                     for (j, p) in e.iter().enumerate() {
                         acc += p * self.f16_at(op.v_t, head + d * op.cap + j);
                     }
-                    self.set_f32(
-                        op.out,
-                        op.out_base + r * op.out_row + h * op.head_dim + d,
-                        acc / l,
-                    );
+                    self.set_f32(op.out, op.out_base + r * op.out_row + h * op.head_dim + d, acc / l);
                 }
             }
         }
@@ -221,9 +193,7 @@ impl CpuBackend {
 
     fn select(&mut self, op: &SelectToken) {
         let mask_words = op.vocab.div_ceil(32);
-        let bit = |b: &Self, word0: usize, t: usize| {
-            (b.u32_at(op.rules, word0 + t / 32) >> (t % 32)) & 1 != 0
-        };
+        let bit = |b: &Self, word0: usize, t: usize| (b.u32_at(op.rules, word0 + t / 32) >> (t % 32)) & 1 != 0;
         for r in 0..op.rows {
             let w = |b: &Self, i: usize| b.state_word(op.state, r, i);
             if w(self, state::DONE) != 0 {
@@ -232,24 +202,20 @@ impl CpuBackend {
             let pos = w(self, state::POS) as usize;
             let next = pos + 1;
             let forced = next < w(self, state::PROMPT_LEN) as usize;
-            let logits: Vec<f32> = (0..op.vocab)
-                .map(|t| self.f32_at(op.logits, r * op.logits_row + t))
-                .collect();
+            let logits: Vec<f32> = (0..op.vocab).map(|t| self.f32_at(op.logits, r * op.logits_row + t)).collect();
             let no_speech = w(self, state::NO_SPEECH);
             if pos == w(self, state::SOT_POS) as usize && no_speech != state::NONE {
                 let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                 let l: f32 = logits.iter().map(|v| (v - m).exp()).sum();
                 let p = (logits[no_speech as usize] - m).exp() / l;
-                self.buffers[op.state.0 as usize].words[r * STATE_WORDS + state::NO_SPEECH_PROB] =
-                    p.to_bits();
+                self.buffers[op.state.0 as usize].words[r * STATE_WORDS + state::NO_SPEECH_PROB] = p.to_bits();
             }
             let tok = if forced {
                 self.u32_at(op.history, r * op.cap + next)
             } else {
                 let begin = next == w(self, state::SAMPLE_BEGIN) as usize;
-                let allowed: Vec<usize> = (0..op.vocab)
-                    .filter(|&t| !bit(self, 0, t) && !(begin && bit(self, mask_words, t)))
-                    .collect();
+                let allowed: Vec<usize> =
+                    (0..op.vocab).filter(|&t| !bit(self, 0, t) && !(begin && bit(self, mask_words, t))).collect();
                 let mut best = allowed[0];
                 for &t in &allowed {
                     if logits[t] > logits[best] {
@@ -322,38 +288,24 @@ impl Backend for CpuBackend {
     }
     fn create_buffer(&mut self, _label: &str, elem: Elem, len: usize) -> Result<BufId> {
         let words = Elem::bytes(len, elem) / 4;
-        self.buffers.push(Buffer {
-            elem,
-            words: vec![0; words],
-        });
+        self.buffers.push(Buffer { elem, words: vec![0; words] });
         self.counters.buffers += 1;
         Ok(BufId(self.buffers.len() as u32 - 1))
     }
     fn write(&mut self, buf: BufId, offset_bytes: usize, data: &[u8]) -> Result<()> {
-        let b = self
-            .buffers
-            .get_mut(buf.0 as usize)
-            .ok_or_else(|| Error::InvalidArgument(format!("no buffer {buf:?}")))?;
+        let b =
+            self.buffers.get_mut(buf.0 as usize).ok_or_else(|| Error::InvalidArgument(format!("no buffer {buf:?}")))?;
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut b.words);
-        let end = offset_bytes
-            .checked_add(data.len())
-            .filter(|&e| e <= bytes.len());
-        let end =
-            end.ok_or_else(|| Error::InvalidArgument(format!("write past the end of {buf:?}")))?;
+        let end = offset_bytes.checked_add(data.len()).filter(|&e| e <= bytes.len());
+        let end = end.ok_or_else(|| Error::InvalidArgument(format!("write past the end of {buf:?}")))?;
         bytes[offset_bytes..end].copy_from_slice(data);
         Ok(())
     }
     fn read(&mut self, buf: BufId, offset_bytes: usize, len_bytes: usize) -> Result<Vec<u8>> {
-        let b = self
-            .buffers
-            .get(buf.0 as usize)
-            .ok_or_else(|| Error::InvalidArgument(format!("no buffer {buf:?}")))?;
+        let b = self.buffers.get(buf.0 as usize).ok_or_else(|| Error::InvalidArgument(format!("no buffer {buf:?}")))?;
         let bytes: &[u8] = bytemuck::cast_slice(&b.words);
-        let end = offset_bytes
-            .checked_add(len_bytes)
-            .filter(|&e| e <= bytes.len());
-        let end =
-            end.ok_or_else(|| Error::InvalidArgument(format!("read past the end of {buf:?}")))?;
+        let end = offset_bytes.checked_add(len_bytes).filter(|&e| e <= bytes.len());
+        let end = end.ok_or_else(|| Error::InvalidArgument(format!("read past the end of {buf:?}")))?;
         let _ = b.elem;
         Ok(bytes[offset_bytes..end].to_vec())
     }

@@ -128,7 +128,9 @@ impl<'m> Session<'m> {
         for (i, list) in [suppress, begin_suppress].iter().enumerate() {
             for &t in *list {
                 if t as usize >= v {
-                    return Err(Error::InvalidArgument(format!("suppressed token {t} is outside the vocabulary of {v}")));
+                    return Err(Error::InvalidArgument(format!(
+                        "suppressed token {t} is outside the vocabulary of {v}"
+                    )));
                 }
                 masks[i * words + t as usize / 32] |= 1 << (t % 32);
             }
@@ -145,7 +147,11 @@ impl<'m> Session<'m> {
     pub fn start(&mut self, prompts: &[RowPrompt]) -> Result<()> {
         let shape = self.decoder.shape;
         if prompts.len() > shape.rows {
-            return Err(Error::InvalidArgument(format!("{} prompts for a session of {} rows", prompts.len(), shape.rows)));
+            return Err(Error::InvalidArgument(format!(
+                "{} prompts for a session of {} rows",
+                prompts.len(),
+                shape.rows
+            )));
         }
         let v = self.model.dims.n_vocab as u32;
         let mut st = vec![0u32; shape.rows * STATE_WORDS];

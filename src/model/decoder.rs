@@ -30,9 +30,16 @@ impl DecoderShape {
     pub fn new(dims: &ModelDims, rows: usize, capacity: Option<usize>) -> Result<DecoderShape> {
         let cap = capacity.unwrap_or(dims.n_text_ctx);
         if rows == 0 || cap < 2 {
-            return Err(Error::InvalidArgument(format!("a decoder needs at least one row and 2 positions (got {rows} and {cap})")));
+            return Err(Error::InvalidArgument(format!(
+                "a decoder needs at least one row and 2 positions (got {rows} and {cap})"
+            )));
         }
-        Ok(DecoderShape { rows, cap: cap.next_multiple_of(16), max_len: cap.min(dims.n_text_ctx), full_capacity_attention: false })
+        Ok(DecoderShape {
+            rows,
+            cap: cap.next_multiple_of(16),
+            max_len: cap.min(dims.n_text_ctx),
+            full_capacity_attention: false,
+        })
     }
 }
 
@@ -125,7 +132,17 @@ impl DecoderPlans {
         for (blk, &(k_t, v_t)) in w.decoder.iter().zip(&cross_kv) {
             for r in 0..rows {
                 let xr = Rows { buf: encoder_output, base: r * t * d, row: d, outer: 0, inner: 0 };
-                let tr = |buf, end| OutSegment { end, buf, elem: Elem::F16, base: r * d * t_pad, row: 1, col: t_pad, outer: 0, inner: 0, pos: 0 };
+                let tr = |buf, end| OutSegment {
+                    end,
+                    buf,
+                    elem: Elem::F16,
+                    base: r * d * t_pad,
+                    row: 1,
+                    col: t_pad,
+                    outer: 0,
+                    inner: 0,
+                    pos: 0,
+                };
                 c.linear(&blk.cross_kv, t, xr, &[tr(k_t, d), tr(v_t, 2 * d)], Epilogue::default());
             }
         }
@@ -147,9 +164,25 @@ impl DecoderPlans {
         }));
         for (l, blk) in w.decoder.iter().enumerate() {
             let (k_t, v_t) = self_kv[l];
-            let cache = |end, buf| OutSegment { end, buf, elem: Elem::F16, base: 0, row: d * cap, col: cap, outer: 0, inner: 0, pos: 1 };
+            let cache = |end, buf| OutSegment {
+                end,
+                buf,
+                elem: Elem::F16,
+                base: 0,
+                row: d * cap,
+                col: cap,
+                outer: 0,
+                inner: 0,
+                pos: 1,
+            };
             s.layer_norm(&blk.attn_ln, rows, d, x, hb, st);
-            s.linear(&blk.qkv, rows, flat(hb, d), &[rows_out(q, 0, d, d), cache(2 * d, k_t), cache(3 * d, v_t)], decode);
+            s.linear(
+                &blk.qkv,
+                rows,
+                flat(hb, d),
+                &[rows_out(q, 0, d, d), cache(2 * d, k_t), cache(3 * d, v_t)],
+                decode,
+            );
             s.ops.push(Op::Attend(attend(k_t, v_t, cap, None, max_len, self_partials)));
             s.linear(&blk.out, rows, flat(attn, d), &[rows_out(x, 0, d, d)], residual);
             s.layer_norm(&blk.cross_ln, rows, d, x, hb, st);
@@ -158,7 +191,13 @@ impl DecoderPlans {
             s.ops.push(Op::Attend(attend(ck, cv, t_pad, Some(t), t, cross_partials)));
             s.linear(&blk.cross_out, rows, flat(attn, d), &[rows_out(x, 0, d, d)], residual);
             s.layer_norm(&blk.mlp_ln, rows, d, x, hb, st);
-            s.linear(&blk.fc1, rows, flat(hb, d), &[rows_out(mlp, 0, f, f)], Epilogue { gelu: true, state: st, ..Default::default() });
+            s.linear(
+                &blk.fc1,
+                rows,
+                flat(hb, d),
+                &[rows_out(mlp, 0, f, f)],
+                Epilogue { gelu: true, state: st, ..Default::default() },
+            );
             s.linear(&blk.fc2, rows, flat(mlp, f), &[rows_out(x, 0, d, d)], residual);
         }
         s.layer_norm(&w.decoder_ln, rows, d, x, hb, st);

@@ -61,11 +61,32 @@ impl EncoderPlan {
 
         let mut g = Builder::default();
         let mm = |m, n, k, x: Rows, b: BOperand, out: Vec<OutSegment>, bias, gelu, add| {
-            Op::Matmul(Matmul { m, n, k, z_outer: batch, z_inner: 1, x, b, bias, gelu, add, accumulate: false, out, state: None })
+            Op::Matmul(Matmul {
+                m,
+                n,
+                k,
+                z_outer: batch,
+                z_inner: 1,
+                x,
+                b,
+                bias,
+                gelu,
+                add,
+                accumulate: false,
+                out,
+                state: None,
+            })
         };
         let wb = |l: &super::upload::DeviceLinear| {
             assert_eq!(l.chunks.len(), 1, "conv weights fit one binding");
-            BOperand { buf: l.chunks[0].buf, format: l.format, base: 0, k_stride: l.chunks[0].n_pad, outer: 0, inner: 0 }
+            BOperand {
+                buf: l.chunks[0].buf,
+                format: l.format,
+                base: 0,
+                k_stride: l.chunks[0].n_pad,
+                outer: 0,
+                inner: 0,
+            }
         };
         // conv1: output row t (stored at row t+1) reads padded input rows t .. t+2.
         let c1 = &w.conv1;
@@ -105,7 +126,17 @@ impl EncoderPlan {
                 let xr = Rows { buf: hbuf, base: b * t * d, row: d, outer: 0, inner: 0 };
                 let segs = [
                     rows_out(q, b * t * d, d, d),
-                    OutSegment { end: 2 * d, buf: kt, elem: Elem::F32, base: b * d * t_pad, row: 1, col: t_pad, outer: 0, inner: 0, pos: 0 },
+                    OutSegment {
+                        end: 2 * d,
+                        buf: kt,
+                        elem: Elem::F32,
+                        base: b * d * t_pad,
+                        row: 1,
+                        col: t_pad,
+                        outer: 0,
+                        inner: 0,
+                        pos: 0,
+                    },
                     rows_out(v, b * t * d, d, 3 * d),
                 ];
                 g.linear(&blk.qkv, t, xr, &segs, Epilogue::default());
@@ -121,7 +152,14 @@ impl EncoderPlan {
                         z_outer: 1,
                         z_inner: hg,
                         x: Rows { buf: q, base: b * t * d + h0 * hd, row: d, outer: 0, inner: hd },
-                        b: BOperand { buf: kt, format: BFormat::F32, base: b * d * t_pad + h0 * hd * t_pad, k_stride: t_pad, outer: 0, inner: hd * t_pad },
+                        b: BOperand {
+                            buf: kt,
+                            format: BFormat::F32,
+                            base: b * d * t_pad + h0 * hd * t_pad,
+                            k_stride: t_pad,
+                            outer: 0,
+                            inner: hd * t_pad,
+                        },
                         bias: None,
                         gelu: false,
                         add: None,
@@ -147,7 +185,14 @@ impl EncoderPlan {
                         z_outer: 1,
                         z_inner: hg,
                         x: Rows { buf: scores, base: 0, row: t_pad, outer: 0, inner: t * t_pad },
-                        b: BOperand { buf: v, format: BFormat::F32, base: b * t * d + h0 * hd, k_stride: d, outer: 0, inner: hd },
+                        b: BOperand {
+                            buf: v,
+                            format: BFormat::F32,
+                            base: b * t * d + h0 * hd,
+                            k_stride: d,
+                            outer: 0,
+                            inner: hd,
+                        },
                         bias: None,
                         gelu: false,
                         add: None,
@@ -161,7 +206,13 @@ impl EncoderPlan {
             g.linear(&blk.out, rows, flat(attn), &[rows_out(x, 0, d, d)], residual);
             g.layer_norm(&blk.mlp_ln, rows, d, x, hbuf, None);
             let fr = Rows { buf: mlp, base: 0, row: f, outer: 0, inner: 0 };
-            g.linear(&blk.fc1, rows, flat(hbuf), &[rows_out(mlp, 0, f, f)], Epilogue { gelu: true, ..Default::default() });
+            g.linear(
+                &blk.fc1,
+                rows,
+                flat(hbuf),
+                &[rows_out(mlp, 0, f, f)],
+                Epilogue { gelu: true, ..Default::default() },
+            );
             g.linear(&blk.fc2, rows, fr, &[rows_out(x, 0, d, d)], residual);
         }
         g.layer_norm(&w.ln_post, rows, d, x, output, None);
@@ -174,7 +225,11 @@ impl EncoderPlan {
     pub fn write_mel(&self, backend: &mut dyn Backend, mels: &[&[f32]]) -> Result<()> {
         let (nm, fr) = (self.n_mels, self.n_frames);
         if mels.len() > self.batch {
-            return Err(Error::InvalidArgument(format!("{} spectrograms for an encoder of batch {}", mels.len(), self.batch)));
+            return Err(Error::InvalidArgument(format!(
+                "{} spectrograms for an encoder of batch {}",
+                mels.len(),
+                self.batch
+            )));
         }
         let mut buf = vec![0f32; self.batch * (fr + 2) * nm];
         for (b, mel) in mels.iter().enumerate() {

@@ -57,7 +57,15 @@ impl Builder {
         }
     }
 
-    pub fn layer_norm(&mut self, ln: &DeviceLayerNorm, rows: usize, dim: usize, x: BufId, y: BufId, state: Option<BufId>) {
+    pub fn layer_norm(
+        &mut self,
+        ln: &DeviceLayerNorm,
+        rows: usize,
+        dim: usize,
+        x: BufId,
+        y: BufId,
+        state: Option<BufId>,
+    ) {
         self.ops.push(Op::LayerNorm(LayerNorm {
             rows,
             dim,

@@ -1,7 +1,7 @@
 //! Moving a checkpoint's weights onto a backend, packed for the kernels.
 use super::pack::{pack_conv, pack_linears, PackedChunk, WeightDtype};
 use crate::backend::Backend;
-use crate::graph::{BFormat, BufId, EmbeddingChunk, Elem};
+use crate::graph::{BFormat, BufId, Elem, EmbeddingChunk};
 use crate::tensor::HostTensor;
 use crate::weights::{Attention, LayerNorm, Linear, ModelWeights};
 use crate::Result;
@@ -30,7 +30,13 @@ impl DeviceLinear {
     pub fn as_embedding(&self) -> Vec<EmbeddingChunk> {
         self.chunks
             .iter()
-            .map(|c| EmbeddingChunk { buf: c.buf, format: self.format, col_start: c.col_start, cols: c.cols, row_elems: c.n_pad })
+            .map(|c| EmbeddingChunk {
+                buf: c.buf,
+                format: self.format,
+                col_start: c.col_start,
+                cols: c.cols,
+                row_elems: c.n_pad,
+            })
             .collect()
     }
     pub fn bytes(&self) -> usize {
@@ -198,7 +204,8 @@ pub fn upload(backend: &mut dyn Backend, w: &ModelWeights, dtype: WeightDtype) -
         });
     }
     let ln_post = u.layer_norm("encoder.ln_post", &e.ln_post)?;
-    let token_embedding = u.linears("decoder.token_embedding", &[&Linear { weight: d.token_embedding.clone(), bias: None }])?;
+    let token_embedding =
+        u.linears("decoder.token_embedding", &[&Linear { weight: d.token_embedding.clone(), bias: None }])?;
     let decoder_positional = u.f32_buffer("decoder.positional", &d.positional.to_f32())?;
     let mut decoder = Vec::new();
     for (i, b) in d.blocks.iter().enumerate() {

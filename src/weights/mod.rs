@@ -99,15 +99,9 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn tensor(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
-        let t = self
-            .source
-            .get(name)?
-            .ok_or_else(|| Error::tensor(name, "missing from the checkpoint"))?;
+        let t = self.source.get(name)?.ok_or_else(|| Error::tensor(name, "missing from the checkpoint"))?;
         if t.shape != shape {
-            return Err(Error::tensor(
-                name,
-                format!("has shape {:?}, the config needs {:?}", t.shape, shape),
-            ));
+            return Err(Error::tensor(name, format!("has shape {:?}, the config needs {:?}", t.shape, shape)));
         }
         if t.has_non_finite() {
             return Err(Error::tensor(name, "holds NaN or infinite values"));
@@ -122,14 +116,7 @@ impl Loader<'_> {
         }
     }
 
-    fn linear(
-        &self,
-        prefix: &str,
-        n: &Names,
-        out: usize,
-        inp: usize,
-        bias: bool,
-    ) -> Result<Linear> {
+    fn linear(&self, prefix: &str, n: &Names, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let weight = self.tensor(&n.weight(prefix), &[out, inp])?;
         let bias = if bias {
             Some(self.tensor(&n.bias(prefix), &[out])?)
@@ -141,10 +128,7 @@ impl Loader<'_> {
     }
 
     fn layer_norm(&self, prefix: &str, n: &Names, dim: usize) -> Result<LayerNorm> {
-        Ok(LayerNorm {
-            weight: self.tensor(&n.weight(prefix), &[dim])?,
-            bias: self.tensor(&n.bias(prefix), &[dim])?,
-        })
+        Ok(LayerNorm { weight: self.tensor(&n.weight(prefix), &[dim])?, bias: self.tensor(&n.bias(prefix), &[dim])? })
     }
 
     fn attention(&self, prefix: &str, n: &Names, dim: usize) -> Result<Attention> {
@@ -166,11 +150,7 @@ impl Loader<'_> {
 
 impl ModelWeights {
     /// Loads every tensor the dims call for from `source`, named by `naming`.
-    pub fn load(
-        source: &dyn TensorSource,
-        dims: &ModelDims,
-        naming: Naming,
-    ) -> Result<ModelWeights> {
+    pub fn load(source: &dyn TensorSource, dims: &ModelDims, naming: Naming) -> Result<ModelWeights> {
         let n = Names::new(naming);
         let l = Loader { source };
         let da = dims.n_audio_state;

@@ -8,9 +8,7 @@ pub struct Names {
 
 impl Names {
     pub fn new(naming: Naming) -> Names {
-        Names {
-            hf: naming == Naming::HuggingFace,
-        }
+        Names { hf: naming == Naming::HuggingFace }
     }
     fn pick(&self, hf: &str, openai: &str) -> String {
         if self.hf { hf } else { openai }.to_string()
@@ -28,10 +26,7 @@ impl Names {
         self.pick("model.encoder.conv2", "encoder.conv2")
     }
     pub fn encoder_positional(&self) -> String {
-        self.pick(
-            "model.encoder.embed_positions.weight",
-            "encoder.positional_embedding",
-        )
+        self.pick("model.encoder.embed_positions.weight", "encoder.positional_embedding")
     }
     pub fn encoder_ln(&self) -> String {
         self.pick("model.encoder.layer_norm", "encoder.ln_post")
@@ -51,16 +46,10 @@ impl Names {
         }
     }
     pub fn token_embedding(&self) -> String {
-        self.pick(
-            "model.decoder.embed_tokens.weight",
-            "decoder.token_embedding.weight",
-        )
+        self.pick("model.decoder.embed_tokens.weight", "decoder.token_embedding.weight")
     }
     pub fn decoder_positional(&self) -> String {
-        self.pick(
-            "model.decoder.embed_positions.weight",
-            "decoder.positional_embedding",
-        )
+        self.pick("model.decoder.embed_positions.weight", "decoder.positional_embedding")
     }
     pub fn decoder_ln(&self) -> String {
         self.pick("model.decoder.layer_norm", "decoder.ln")
@@ -72,44 +61,16 @@ impl Names {
         format!("{block}.{}", if self.hf { "self_attn" } else { "attn" })
     }
     pub fn cross_attn(&self, block: &str) -> String {
-        format!(
-            "{block}.{}",
-            if self.hf {
-                "encoder_attn"
-            } else {
-                "cross_attn"
-            }
-        )
+        format!("{block}.{}", if self.hf { "encoder_attn" } else { "cross_attn" })
     }
     pub fn attn_ln(&self, block: &str) -> String {
-        format!(
-            "{block}.{}",
-            if self.hf {
-                "self_attn_layer_norm"
-            } else {
-                "attn_ln"
-            }
-        )
+        format!("{block}.{}", if self.hf { "self_attn_layer_norm" } else { "attn_ln" })
     }
     pub fn cross_ln(&self, block: &str) -> String {
-        format!(
-            "{block}.{}",
-            if self.hf {
-                "encoder_attn_layer_norm"
-            } else {
-                "cross_attn_ln"
-            }
-        )
+        format!("{block}.{}", if self.hf { "encoder_attn_layer_norm" } else { "cross_attn_ln" })
     }
     pub fn mlp_ln(&self, block: &str) -> String {
-        format!(
-            "{block}.{}",
-            if self.hf {
-                "final_layer_norm"
-            } else {
-                "mlp_ln"
-            }
-        )
+        format!("{block}.{}", if self.hf { "final_layer_norm" } else { "mlp_ln" })
     }
     pub fn fc1(&self, block: &str) -> String {
         format!("{block}.{}", if self.hf { "fc1" } else { "mlp.0" })

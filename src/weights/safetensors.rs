@@ -25,17 +25,11 @@ impl SafetensorsFile {
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<SafetensorsFile> {
         // The crate checks the header length, the JSON, that offsets tile the data without gaps
         // or overlaps, and that the data section is exactly as long as the header says.
-        let (header_len, metadata) =
-            SafeTensors::read_metadata(&bytes).map_err(|e| Error::ModelFile {
-                path: path.to_path_buf(),
-                msg: format!("not a valid safetensors file: {e}"),
-            })?;
-        Ok(SafetensorsFile {
+        let (header_len, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::ModelFile {
             path: path.to_path_buf(),
-            data_start: 8 + header_len,
-            bytes,
-            metadata,
-        })
+            msg: format!("not a valid safetensors file: {e}"),
+        })?;
+        Ok(SafetensorsFile { path: path.to_path_buf(), data_start: 8 + header_len, bytes, metadata })
     }
 
     pub fn path(&self) -> &Path {
@@ -58,29 +52,19 @@ impl TensorSource for SafetensorsFile {
         let t = match info.dtype {
             Dtype::F32 => HostTensor::f32(
                 shape,
-                raw.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
+                raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
             ),
-            Dtype::F16 => HostTensor::f16(
-                shape,
-                raw.chunks_exact(2)
-                    .map(|c| f16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
-            ),
+            Dtype::F16 => {
+                HostTensor::f16(shape, raw.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]])).collect())
+            }
             Dtype::BF16 => HostTensor::f32(
                 shape,
-                raw.chunks_exact(2)
-                    .map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
+                raw.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             ),
             other => {
                 return Err(Error::tensor(
                     name,
-                    format!(
-                        "has dtype {other:?} in {}; only F32, F16 and BF16 are supported",
-                        self.path.display()
-                    ),
+                    format!("has dtype {other:?} in {}; only F32, F16 and BF16 are supported", self.path.display()),
                 ))
             }
         };

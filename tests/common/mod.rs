@@ -77,10 +77,7 @@ pub struct Twin {
 
 impl Twin {
     pub fn new() -> Option<Twin> {
-        Some(Twin {
-            cpu: CpuBackend::new(),
-            gpu: gpu()?,
-        })
+        Some(Twin { cpu: CpuBackend::new(), gpu: gpu()? })
     }
 
     pub fn buffer(&mut self, elem: Elem, len: usize, bytes: &[u8]) -> BufId {
@@ -114,27 +111,18 @@ impl Twin {
     }
 
     pub fn read_f32(&mut self, buf: BufId, len: usize) -> (Vec<f32>, Vec<f32>) {
-        (
-            self.cpu.read_f32(buf, 0, len).unwrap(),
-            self.gpu.read_f32(buf, 0, len).unwrap(),
-        )
+        (self.cpu.read_f32(buf, 0, len).unwrap(), self.gpu.read_f32(buf, 0, len).unwrap())
     }
 
     pub fn read_u32(&mut self, buf: BufId, len: usize) -> (Vec<u32>, Vec<u32>) {
-        (
-            self.cpu.read_u32(buf, 0, len).unwrap(),
-            self.gpu.read_u32(buf, 0, len).unwrap(),
-        )
+        (self.cpu.read_u32(buf, 0, len).unwrap(), self.gpu.read_u32(buf, 0, len).unwrap())
     }
 
     pub fn read_f16(&mut self, buf: BufId, len: usize) -> (Vec<f32>, Vec<f32>) {
         let words = len.div_ceil(2);
         let conv = |w: Vec<u32>| -> Vec<f32> {
             let h: Vec<u16> = bytemuck::cast_slice(&w).to_vec();
-            h[..len]
-                .iter()
-                .map(|&b| f16::from_bits(b).to_f32())
-                .collect()
+            h[..len].iter().map(|&b| f16::from_bits(b).to_f32()).collect()
         };
         let (a, b) = self.read_u32(buf, words);
         (conv(a), conv(b))
@@ -157,10 +145,5 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
 #[track_caller]
 pub fn assert_close(what: &str, reference: &[f32], got: &[f32], tol: f32) {
     let (d, i) = max_abs_diff(reference, got);
-    assert!(
-        d <= tol,
-        "{what}: max |diff| {d:e} at {i} (reference {}, got {}) exceeds {tol:e}",
-        reference[i],
-        got[i]
-    );
+    assert!(d <= tol, "{what}: max |diff| {d:e} at {i} (reference {}, got {}) exceeds {tol:e}", reference[i], got[i]);
 }

@@ -13,11 +13,7 @@ pub struct AdapterChoice {
 impl AdapterChoice {
     /// From `WHISPER_WGPU_ADAPTER` when set.
     pub fn from_env() -> Self {
-        AdapterChoice {
-            name: std::env::var("WHISPER_WGPU_ADAPTER")
-                .ok()
-                .filter(|s| !s.is_empty()),
-        }
+        AdapterChoice { name: std::env::var("WHISPER_WGPU_ADAPTER").ok().filter(|s| !s.is_empty()) }
     }
 }
 
@@ -75,11 +71,7 @@ fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
 
 /// The adapters this machine offers, best first.
 pub fn list_adapters() -> Vec<AdapterSummary> {
-    sorted_adapters(&instance())
-        .iter()
-        .enumerate()
-        .map(|(i, a)| summary(i, a))
-        .collect()
+    sorted_adapters(&instance()).iter().enumerate().map(|(i, a)| summary(i, a)).collect()
 }
 
 /// An open device and what the backend needs to know about it.
@@ -111,18 +103,10 @@ impl GpuDevice {
                 let by_index = want.parse::<usize>().ok().filter(|&i| i < adapters.len());
                 let lower = want.to_lowercase();
                 by_index
-                    .or_else(|| {
-                        adapters
-                            .iter()
-                            .position(|a| a.get_info().name.to_lowercase().contains(&lower))
-                    })
+                    .or_else(|| adapters.iter().position(|a| a.get_info().name.to_lowercase().contains(&lower)))
                     .ok_or_else(|| {
-                        let names: Vec<String> =
-                            adapters.iter().map(|a| a.get_info().name).collect();
-                        Error::NoAdapter(format!(
-                            "no adapter matches `{want}`; available: {}",
-                            names.join(", ")
-                        ))
+                        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                        Error::NoAdapter(format!("no adapter matches `{want}`; available: {}", names.join(", ")))
                     })?
             }
         };
@@ -135,12 +119,8 @@ impl GpuDevice {
         };
         // Timestamps let the benchmark attribute device time; everything else is core WebGPU.
         desc.required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::NoAdapter(format!(
-                "{}: request_device failed: {e}",
-                adapter.get_info().name
-            ))
-        })?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", adapter.get_info().name)))?;
         let uncaptured = Arc::new(Mutex::new(None));
         let slot = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -153,14 +133,7 @@ impl GpuDevice {
             let mut s = lost_slot.lock().unwrap_or_else(|p| p.into_inner());
             s.get_or_insert_with(|| format!("{reason:?}: {msg}"));
         });
-        Ok(GpuDevice {
-            device,
-            queue,
-            adapter: summary(picked, adapter),
-            limits,
-            uncaptured,
-            lost,
-        })
+        Ok(GpuDevice { device, queue, adapter: summary(picked, adapter), limits, uncaptured, lost })
     }
 
     /// Turns a lost device or an uncaught error into an `Err`, once.
@@ -168,12 +141,7 @@ impl GpuDevice {
         if let Some(msg) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Err(Error::DeviceLost(msg));
         }
-        if let Some(msg) = self
-            .uncaptured
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(msg) = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(Error::Gpu(msg));
         }
         Ok(())

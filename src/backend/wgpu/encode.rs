@@ -23,11 +23,7 @@ fn bad(msg: String) -> Error {
 }
 
 fn u32_of(v: usize, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| {
-        Error::Limit(format!(
-            "{what} = {v} does not fit the kernels' 32-bit indices"
-        ))
-    })
+    u32::try_from(v).map_err(|_| Error::Limit(format!("{what} = {v} does not fit the kernels' 32-bit indices")))
 }
 
 #[repr(C)]
@@ -135,14 +131,10 @@ impl Ctx<'_> {
     fn check_span(&self, id: BufId, elem: Elem, last: usize, what: &str) -> Result<()> {
         let (len, e) = self.len(id)?;
         if e != elem {
-            return Err(bad(format!(
-                "{what}: buffer {id:?} holds {e:?}, the op reads {elem:?}"
-            )));
+            return Err(bad(format!("{what}: buffer {id:?} holds {e:?}, the op reads {elem:?}")));
         }
         if last >= len {
-            return Err(bad(format!(
-                "{what}: reaches element {last} of buffer {id:?} which holds {len}"
-            )));
+            return Err(bad(format!("{what}: reaches element {last} of buffer {id:?} which holds {len}")));
         }
         Ok(())
     }
@@ -162,10 +154,7 @@ impl Ctx<'_> {
                 "{kernel:?} needs {workgroups:?} workgroups; the device allows {max} per dimension"
             )));
         }
-        let pipeline =
-            self.backend
-                .kernels
-                .pipeline(&self.backend.gpu, kernel, entry, constants)?;
+        let pipeline = self.backend.kernels.pipeline(&self.backend.gpu, kernel, entry, constants)?;
         let gpu = &self.backend.gpu;
         let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("params"),
@@ -175,10 +164,7 @@ impl Ctx<'_> {
         });
         gpu.queue.write_buffer(&uniform, 0, params);
         self.backend.counters.buffers += 1;
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, b) in binds.iter().enumerate() {
             let slot = i + 1;
             let buffer = match b {
@@ -186,26 +172,15 @@ impl Ctx<'_> {
                 Bind::Unused if kernel.is_read_write(slot) => &self.backend.dummy_rw,
                 Bind::Unused => &self.backend.dummy_read,
             };
-            entries.push(wgpu::BindGroupEntry {
-                binding: slot as u32,
-                resource: buffer.as_entire_binding(),
-            });
+            entries.push(wgpu::BindGroupEntry { binding: slot as u32, resource: buffer.as_entire_binding() });
         }
         debug_assert_eq!(entries.len(), kernel.bindings());
         let layout = self.backend.kernels.bind_group_layout(kernel);
         let bind_group = gpu.scoped(&format!("binding {kernel:?}"), || {
-            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(entry),
-                layout,
-                entries: &entries,
-            })
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(entry), layout, entries: &entries })
         })?;
         self.backend.counters.bind_groups += 1;
-        Ok(Dispatch {
-            pipeline,
-            bind_group,
-            workgroups,
-        })
+        Ok(Dispatch { pipeline, bind_group, workgroups })
     }
 
     pub fn encode(&mut self, op: &Op) -> Result<Vec<Dispatch>> {
@@ -223,34 +198,20 @@ impl Ctx<'_> {
         if o.m == 0 || o.n == 0 || o.k == 0 || o.z_outer == 0 || o.z_inner == 0 {
             return Err(bad(format!("empty matmul {}x{}x{}", o.m, o.n, o.k)));
         }
-        if o.k % 4 != 0
-            || [o.x.base, o.x.row, o.x.outer, o.x.inner]
-                .iter()
-                .any(|v| v % 4 != 0)
-        {
-            return Err(bad(
-                "x offsets and k must be multiples of 4 (vec4 loads)".into()
-            ));
+        if o.k % 4 != 0 || [o.x.base, o.x.row, o.x.outer, o.x.inner].iter().any(|v| v % 4 != 0) {
+            return Err(bad("x offsets and k must be multiples of 4 (vec4 loads)".into()));
         }
         let (b_elem, per_vec4) = match o.b.format {
             BFormat::F16 => (Elem::F16, 8),
             BFormat::F32 => (Elem::F32, 4),
         };
         let b = &o.b;
-        if [b.base, b.k_stride, b.outer, b.inner]
-            .iter()
-            .any(|v| v % per_vec4 != 0)
-        {
-            return Err(bad(format!(
-                "B offsets must be multiples of {per_vec4} elements"
-            )));
+        if [b.base, b.k_stride, b.outer, b.inner].iter().any(|v| v % per_vec4 != 0) {
+            return Err(bad(format!("B offsets must be multiples of {per_vec4} elements")));
         }
         let n_pad = o.n.next_multiple_of(16);
         if b.k_stride < n_pad && o.k > 1 {
-            return Err(bad(format!(
-                "B rows of {} elements cannot hold {n_pad} padded columns",
-                b.k_stride
-            )));
+            return Err(bad(format!("B rows of {} elements cannot hold {n_pad} padded columns", b.k_stride)));
         }
         let (zo, zi) = (o.z_outer - 1, o.z_inner - 1);
         let x_last = o.x.base + zo * o.x.outer + zi * o.x.inner + (o.m - 1) * o.x.row + o.k - 1;
@@ -275,47 +236,30 @@ impl Ctx<'_> {
         let mut start = 0;
         for (i, s) in o.out.iter().enumerate() {
             if s.end <= start {
-                return Err(bad(
-                    "output segments must be non-empty and increasing".into()
-                ));
+                return Err(bad("output segments must be non-empty and increasing".into()));
             }
             if s.pos != 0 && o.state.is_none() {
-                return Err(bad(
-                    "a segment indexed by position needs the step state".into()
-                ));
+                return Err(bad("a segment indexed by position needs the step state".into()));
             }
             if s.elem == Elem::U32 || (i == 0 && s.elem == Elem::F16 && o.accumulate) {
                 return Err(bad(format!("output segment {i} cannot hold {:?} here", s.elem)));
             }
             if s.elem == Elem::F16 && s.row == 1 && rows_per_inv % 2 != 0 {
-                return Err(bad(
-                    "f16 output with adjacent rows needs an even row count per invocation".into(),
-                ));
+                return Err(bad("f16 output with adjacent rows needs an even row count per invocation".into()));
             }
             if s.elem == Elem::F16 && s.row == 1 && s.base % 2 != 0 {
-                return Err(bad(
-                    "f16 output with adjacent rows must start on an even element".into(),
-                ));
+                return Err(bad("f16 output with adjacent rows must start on an even element".into()));
             }
             let max_pos = if s.pos != 0 { self.len(s.buf)?.0 } else { 0 };
             // Largest index reachable (position term checked at run time by the state's max_len,
             // which the session keeps below the capacity this segment was sized for).
-            let last = s.base
-                + zo * s.outer
-                + zi * s.inner
-                + (o.m - 1) * s.row
-                + (s.end - start - 1) * s.col;
+            let last = s.base + zo * s.outer + zi * s.inner + (o.m - 1) * s.row + (s.end - start - 1) * s.col;
             let (len, e) = self.len(s.buf)?;
             if e != s.elem && !(e == Elem::F32 && s.elem == Elem::F32) {
-                return Err(bad(format!(
-                    "output segment {i}: buffer holds {e:?}, not {:?}",
-                    s.elem
-                )));
+                return Err(bad(format!("output segment {i}: buffer holds {e:?}, not {:?}", s.elem)));
             }
             if last >= len {
-                return Err(bad(format!(
-                    "output segment {i} reaches element {last} of a buffer of {len}"
-                )));
+                return Err(bad(format!("output segment {i} reaches element {last} of a buffer of {len}")));
             }
             let _ = max_pos;
             segs[i] = SegParams {
@@ -331,10 +275,7 @@ impl Ctx<'_> {
             start = s.end;
         }
         for s in o.out.len()..3 {
-            segs[s] = SegParams {
-                end: u32::MAX,
-                ..segs[o.out.len() - 1]
-            };
+            segs[s] = SegParams { end: u32::MAX, ..segs[o.out.len() - 1] };
         }
         let a = o.add.unwrap_or_default();
         let params = MatmulParams {
@@ -343,13 +284,7 @@ impl Ctx<'_> {
             k: u32_of(o.k, "k")?,
             z_inner: u32_of(o.z_inner, "z_inner")?,
             x: [o.x.base, o.x.row, o.x.outer, o.x.inner].map(|v| v as u32),
-            b: [
-                b.base / per_vec4,
-                b.k_stride / per_vec4,
-                b.outer / per_vec4,
-                b.inner / per_vec4,
-            ]
-            .map(|v| v as u32),
+            b: [b.base / per_vec4, b.k_stride / per_vec4, b.outer / per_vec4, b.inner / per_vec4].map(|v| v as u32),
             add: [a.base, a.row, a.outer, a.inner].map(|v| v as u32),
             bias_base: [o.bias.map_or(0, |b| b.1) as u32, 0, 0, 0],
             seg: segs,
@@ -391,14 +326,7 @@ impl Ctx<'_> {
             u32_of(o.m.div_ceil(rows_per_inv), "workgroups")?,
             u32_of(o.z_outer * o.z_inner, "workgroups")?,
         ];
-        self.dispatch(
-            Kernel::Matmul,
-            "main",
-            constants,
-            bytemuck::bytes_of(&params),
-            binds,
-            groups,
-        )
+        self.dispatch(Kernel::Matmul, "main", constants, bytemuck::bytes_of(&params), binds, groups)
     }
 
     fn layer_norm(&mut self, o: &LayerNorm) -> Result<Dispatch> {
@@ -408,24 +336,11 @@ impl Ctx<'_> {
                 o.rows, o.dim
             )));
         }
-        if [o.x_base, o.x_row, o.y_base, o.y_row]
-            .iter()
-            .any(|v| v % 4 != 0)
-        {
+        if [o.x_base, o.x_row, o.y_base, o.y_row].iter().any(|v| v % 4 != 0) {
             return Err(bad("layernorm offsets must be multiples of 4".into()));
         }
-        self.check_span(
-            o.x,
-            Elem::F32,
-            o.x_base + (o.rows - 1) * o.x_row + o.dim - 1,
-            "layernorm x",
-        )?;
-        self.check_span(
-            o.y,
-            Elem::F32,
-            o.y_base + (o.rows - 1) * o.y_row + o.dim - 1,
-            "layernorm y",
-        )?;
+        self.check_span(o.x, Elem::F32, o.x_base + (o.rows - 1) * o.x_row + o.dim - 1, "layernorm x")?;
+        self.check_span(o.y, Elem::F32, o.y_base + (o.rows - 1) * o.y_row + o.dim - 1, "layernorm y")?;
         self.check_span(o.gamma, Elem::F32, o.dim - 1, "layernorm gamma")?;
         self.check_span(o.beta, Elem::F32, o.dim - 1, "layernorm beta")?;
         if o.x == o.y {
@@ -442,11 +357,8 @@ impl Ctx<'_> {
             _pad: 0,
         };
         let wg = 64;
-        let constants = vec![
-            ("WG", wg as f64),
-            ("USE_STATE", o.state.is_some() as u8 as f64),
-            ("STATE_WORDS", STATE_WORDS as f64),
-        ];
+        let constants =
+            vec![("WG", wg as f64), ("USE_STATE", o.state.is_some() as u8 as f64), ("STATE_WORDS", STATE_WORDS as f64)];
         let binds = vec![
             Bind::Buf(o.x),
             Bind::Buf(o.gamma),
@@ -455,21 +367,12 @@ impl Ctx<'_> {
             Bind::Buf(o.y),
         ];
         let groups = [u32_of(o.rows.div_ceil(wg), "workgroups")?, 1, 1];
-        self.dispatch(
-            Kernel::LayerNorm,
-            "main",
-            constants,
-            bytemuck::bytes_of(&params),
-            binds,
-            groups,
-        )
+        self.dispatch(Kernel::LayerNorm, "main", constants, bytemuck::bytes_of(&params), binds, groups)
     }
 
     fn softmax(&mut self, o: &Softmax) -> Result<Dispatch> {
         if o.rows == 0 || o.cols == 0 || o.z == 0 || o.cols % 4 != 0 {
-            return Err(bad(
-                "softmax needs rows, z and a multiple of 4 columns".into()
-            ));
+            return Err(bad("softmax needs rows, z and a multiple of 4 columns".into()));
         }
         if [o.base, o.row, o.z_stride].iter().any(|v| v % 4 != 0) {
             return Err(bad("softmax offsets must be multiples of 4".into()));
@@ -487,11 +390,7 @@ impl Ctx<'_> {
         };
         u32_of(last, "softmax index")?;
         let wg = 64;
-        let groups = [
-            u32_of(o.rows.div_ceil(wg), "workgroups")?,
-            u32_of(o.z, "workgroups")?,
-            1,
-        ];
+        let groups = [u32_of(o.rows.div_ceil(wg), "workgroups")?, u32_of(o.z, "workgroups")?, 1];
         self.dispatch(
             Kernel::Softmax,
             "main",
@@ -515,12 +414,7 @@ impl Ctx<'_> {
                 BFormat::F16 => Elem::F16,
                 BFormat::F32 => Elem::F32,
             };
-            self.check_span(
-                c.buf,
-                elem,
-                (o.dim - 1) * c.row_elems + c.cols - 1,
-                "embedding chunk",
-            )?;
+            self.check_span(c.buf, elem, (o.dim - 1) * c.row_elems + c.cols - 1, "embedding chunk")?;
             let row_words = match c.format {
                 BFormat::F16 => c.row_elems / 2,
                 BFormat::F32 => c.row_elems,
@@ -539,32 +433,15 @@ impl Ctx<'_> {
                 ("F16", (c.format == BFormat::F16) as u8 as f64),
                 ("STATE_WORDS", STATE_WORDS as f64),
             ];
-            let binds = vec![
-                Bind::Buf(c.buf),
-                Bind::Buf(o.positional),
-                Bind::Buf(o.state),
-                Bind::Buf(o.y),
-            ];
-            let groups = [
-                u32_of(o.dim.div_ceil(wg), "workgroups")?,
-                u32_of(o.rows, "rows")?,
-                1,
-            ];
-            out.push(self.dispatch(
-                Kernel::Embed,
-                "main",
-                constants,
-                bytemuck::bytes_of(&params),
-                binds,
-                groups,
-            )?);
+            let binds = vec![Bind::Buf(c.buf), Bind::Buf(o.positional), Bind::Buf(o.state), Bind::Buf(o.y)];
+            let groups = [u32_of(o.dim.div_ceil(wg), "workgroups")?, u32_of(o.rows, "rows")?, 1];
+            out.push(self.dispatch(Kernel::Embed, "main", constants, bytemuck::bytes_of(&params), binds, groups)?);
         }
         Ok(out)
     }
 
     fn attend(&mut self, o: &Attend) -> Result<Vec<Dispatch>> {
-        if o.head_dim == 0 || o.head_dim % 8 != 0 || o.cap % 16 != 0 || o.rows == 0 || o.heads == 0
-        {
+        if o.head_dim == 0 || o.head_dim % 8 != 0 || o.cap % 16 != 0 || o.rows == 0 || o.heads == 0 {
             return Err(bad(format!(
                 "attention needs head_dim % 8 == 0 and capacity % 16 == 0 (got {} and {})",
                 o.head_dim, o.cap
@@ -579,30 +456,15 @@ impl Ctx<'_> {
         let kv_row = o.heads * o.head_dim * o.cap;
         self.check_span(o.k_t, Elem::F16, o.rows * kv_row - 1, "attention keys")?;
         self.check_span(o.v_t, Elem::F16, o.rows * kv_row - 1, "attention values")?;
-        self.check_span(
-            o.q,
-            Elem::F32,
-            o.q_base + (o.rows - 1) * o.q_row + o.heads * o.head_dim - 1,
-            "attention q",
-        )?;
+        self.check_span(o.q, Elem::F32, o.q_base + (o.rows - 1) * o.q_row + o.heads * o.head_dim - 1, "attention q")?;
         self.check_span(
             o.out,
             Elem::F32,
             o.out_base + (o.rows - 1) * o.out_row + o.heads * o.head_dim - 1,
             "attention out",
         )?;
-        self.check_span(
-            o.partials,
-            Elem::F32,
-            o.partials_len() - 1,
-            "attention partials",
-        )?;
-        self.check_span(
-            o.state,
-            Elem::U32,
-            o.rows * STATE_WORDS - 1,
-            "attention state",
-        )?;
+        self.check_span(o.partials, Elem::F32, o.partials_len() - 1, "attention partials")?;
+        self.check_span(o.state, Elem::U32, o.rows * STATE_WORDS - 1, "attention state")?;
         let n_chunks = o.n_chunks();
         let params = AttendParams {
             heads: u32_of(o.heads, "heads")?,
@@ -619,11 +481,8 @@ impl Ctx<'_> {
             _pad: 0,
         };
         u32_of(o.rows * kv_row, "cache size")?;
-        let constants = vec![
-            ("USE_STATE", 1.0),
-            ("FULL", o.full_capacity as u8 as f64),
-            ("STATE_WORDS", STATE_WORDS as f64),
-        ];
+        let constants =
+            vec![("USE_STATE", 1.0), ("FULL", o.full_capacity as u8 as f64), ("STATE_WORDS", STATE_WORDS as f64)];
         let binds = || {
             vec![
                 Bind::Buf(o.q),
@@ -645,25 +504,13 @@ impl Ctx<'_> {
             binds(),
             [n_chunks as u32, heads, rows],
         )?;
-        let merge = self.dispatch(
-            Kernel::Attend,
-            "merge",
-            constants,
-            bytes,
-            binds(),
-            [heads, rows, 1],
-        )?;
+        let merge = self.dispatch(Kernel::Attend, "merge", constants, bytes, binds(), [heads, rows, 1])?;
         Ok(vec![partial, merge])
     }
 
     fn select(&mut self, o: &SelectToken) -> Result<Dispatch> {
         let mask_words = o.vocab.div_ceil(32);
-        self.check_span(
-            o.logits,
-            Elem::F32,
-            (o.rows - 1) * o.logits_row + o.vocab - 1,
-            "select logits",
-        )?;
+        self.check_span(o.logits, Elem::F32, (o.rows - 1) * o.logits_row + o.vocab - 1, "select logits")?;
         self.check_span(o.rules, Elem::U32, 2 * mask_words - 1, "select rules")?;
         self.check_span(o.state, Elem::U32, o.rows * STATE_WORDS - 1, "select state")?;
         self.check_span(o.history, Elem::U32, o.rows * o.cap - 1, "select history")?;

@@ -39,9 +39,7 @@ impl Kernel {
     fn slots(self) -> &'static [Slot] {
         use Slot::*;
         match self {
-            Kernel::Matmul => &[
-                Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite,
-            ],
+            Kernel::Matmul => &[Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
             Kernel::LayerNorm => &[Uniform, Read, Read, Read, Read, ReadWrite],
             Kernel::Softmax => &[Uniform, ReadWrite],
             Kernel::Embed => &[Uniform, Read, Read, Read, ReadWrite],
@@ -58,14 +56,8 @@ impl Kernel {
         self.slots().len()
     }
 
-    const ALL: [Kernel; 6] = [
-        Kernel::Matmul,
-        Kernel::LayerNorm,
-        Kernel::Softmax,
-        Kernel::Embed,
-        Kernel::Attend,
-        Kernel::Select,
-    ];
+    const ALL: [Kernel; 6] =
+        [Kernel::Matmul, Kernel::LayerNorm, Kernel::Softmax, Kernel::Embed, Kernel::Attend, Kernel::Select];
 }
 
 /// Whether shaders carry naga's per-access bounds checks.
@@ -108,8 +100,7 @@ impl Kernels {
                 ShaderChecks::Checked => gpu.device.create_shader_module(desc),
                 // SAFETY: see ShaderChecks::Trusted — indices are validated on the host.
                 ShaderChecks::Trusted => unsafe {
-                    gpu.device
-                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                    gpu.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
                 },
             })?;
             let entries: Vec<wgpu::BindGroupLayoutEntry> = k
@@ -123,9 +114,7 @@ impl Kernels {
                         ty: match s {
                             Slot::Uniform => wgpu::BufferBindingType::Uniform,
                             Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                            Slot::ReadWrite => {
-                                wgpu::BufferBindingType::Storage { read_only: false }
-                            }
+                            Slot::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,
@@ -135,26 +124,16 @@ impl Kernels {
                 .collect();
             let bgl = gpu
                 .device
-                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: None,
-                    entries: &entries,
-                });
-            let pl = gpu
-                .device
-                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: None,
-                    bind_group_layouts: &[Some(&bgl)],
-                    immediate_size: 0,
-                });
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries });
+            let pl = gpu.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: None,
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
             modules.insert(k, module);
             layouts.insert(k, (bgl, pl));
         }
-        Ok(Kernels {
-            modules,
-            layouts,
-            pipelines: Vec::new(),
-            pipelines_created: 0,
-        })
+        Ok(Kernels { modules, layouts, pipelines: Vec::new(), pipelines_created: 0 })
     }
 
     pub fn bind_group_layout(&self, k: Kernel) -> &wgpu::BindGroupLayout {
@@ -169,33 +148,25 @@ impl Kernels {
         entry: &'static str,
         constants: Vec<(&'static str, f64)>,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key = PipelineKey {
-            kernel,
-            entry,
-            constants,
-        };
+        let key = PipelineKey { kernel, entry, constants };
         if let Some((_, p)) = self.pipelines.iter().find(|(k, _)| *k == key) {
             return Ok(p.clone());
         }
         let module = &self.modules[&kernel];
         let layout = &self.layouts[&kernel].1;
-        let pipeline = gpu.scoped(
-            &format!("building the {kernel:?}::{entry} pipeline"),
-            || {
-                gpu.device
-                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(entry),
-                        layout: Some(layout),
-                        module,
-                        entry_point: Some(entry),
-                        compilation_options: wgpu::PipelineCompilationOptions {
-                            constants: &key.constants,
-                            zero_initialize_workgroup_memory: false,
-                        },
-                        cache: None,
-                    })
-            },
-        )?;
+        let pipeline = gpu.scoped(&format!("building the {kernel:?}::{entry} pipeline"), || {
+            gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: Some(layout),
+                module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &key.constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
+        })?;
         let p = Arc::new(pipeline);
         self.pipelines_created += 1;
         self.pipelines.push((key, p.clone()));

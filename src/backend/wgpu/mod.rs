@@ -57,13 +57,8 @@ impl WgpuBackend {
         };
         let dummy_read = dummy("unused read slot");
         let dummy_rw = dummy("unused read-write slot");
-        let device_max = gpu
-            .limits
-            .max_storage_buffer_binding_size
-            .min(gpu.limits.max_buffer_size);
-        let max_binding = options
-            .max_binding_bytes
-            .map_or(device_max, |m| m.min(device_max));
+        let device_max = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+        let max_binding = options.max_binding_bytes.map_or(device_max, |m| m.min(device_max));
         Ok(WgpuBackend {
             gpu,
             kernels,
@@ -91,7 +86,6 @@ impl WgpuBackend {
             .and_then(|b| b.as_ref())
             .ok_or_else(|| Error::InvalidArgument(format!("no device buffer {id:?}")))
     }
-
 }
 
 impl Backend for WgpuBackend {
@@ -112,18 +106,14 @@ impl Backend for WgpuBackend {
                 self.max_binding
             )));
         }
-        let buffer = self
-            .gpu
-            .scoped(&format!("allocating `{label}` ({bytes} bytes)"), || {
-                self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(label),
-                    size: bytes,
-                    usage: wgpu::BufferUsages::STORAGE
-                        | wgpu::BufferUsages::COPY_DST
-                        | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                })
-            })?;
+        let buffer = self.gpu.scoped(&format!("allocating `{label}` ({bytes} bytes)"), || {
+            self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        })?;
         self.counters.buffers += 1;
         self.buffers.push(Some(DeviceBuffer { buffer, elem, len }));
         Ok(BufId(self.buffers.len() as u32 - 1))
@@ -132,19 +122,14 @@ impl Backend for WgpuBackend {
     fn write(&mut self, buf: BufId, offset_bytes: usize, data: &[u8]) -> Result<()> {
         let b = self.get(buf)?;
         let end = offset_bytes.checked_add(data.len());
-        if end.is_none_or(|e| e as u64 > b.buffer.size())
-            || offset_bytes % 4 != 0
-            || data.len() % 4 != 0
-        {
+        if end.is_none_or(|e| e as u64 > b.buffer.size()) || offset_bytes % 4 != 0 || data.len() % 4 != 0 {
             return Err(Error::InvalidArgument(format!(
                 "write of {} bytes at {offset_bytes} does not fit buffer {buf:?} ({} bytes) in 4-byte units",
                 data.len(),
                 b.buffer.size()
             )));
         }
-        self.gpu
-            .queue
-            .write_buffer(&b.buffer, offset_bytes as u64, data);
+        self.gpu.queue.write_buffer(&b.buffer, offset_bytes as u64, data);
         self.gpu.check()
     }
 
@@ -192,10 +177,7 @@ impl Backend for WgpuBackend {
             Ok(Err(e)) => return Err(Error::Gpu(format!("mapping a readback buffer: {e}"))),
             Err(_) => return Err(Error::DeviceLost("the readback never completed".into())),
         }
-        let out = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
-            .to_vec();
+        let out = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?.to_vec();
         staging.unmap();
         Ok(out)
     }
@@ -204,9 +186,7 @@ impl Backend for WgpuBackend {
         let mut dispatches = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             let mut ctx = encode::Ctx { backend: self };
-            let d = ctx
-                .encode(op)
-                .map_err(|e| prefix_error(e, &format!("op {i} ({})", op.kind())))?;
+            let d = ctx.encode(op).map_err(|e| prefix_error(e, &format!("op {i} ({})", op.kind())))?;
             dispatches.extend(d);
         }
         self.counters.plans += 1;
@@ -215,10 +195,8 @@ impl Backend for WgpuBackend {
     }
 
     fn run(&mut self, plan: PlanId, times: usize) -> Result<()> {
-        let dispatches = self
-            .plans
-            .get(plan.0 as usize)
-            .ok_or_else(|| Error::InvalidArgument(format!("no plan {plan:?}")))?;
+        let dispatches =
+            self.plans.get(plan.0 as usize).ok_or_else(|| Error::InvalidArgument(format!("no plan {plan:?}")))?;
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());

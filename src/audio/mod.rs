@@ -1,0 +1,38 @@
+//! The audio front end: WAV -> 16 kHz mono f32 -> Whisper log-mel spectrogram.
+//!
+//! - [`wav`]: decoding through `hound` (8/16/24/32-bit integer PCM, 32-bit float, any channel
+//!   count), down-mixing and resampling, whole-file ([`load_wav`], [`decode_wav`]) or streamed
+//!   in bounded memory ([`WavStream`]).
+//! - [`mod@resample`]: a streaming windowed-sinc (Kaiser) resampler.
+//! - [`mel`]: the log-mel spectrogram of one 30 s window, exactly as Whisper computes it, for
+//!   any number of mel bands.
+mod fft;
+pub mod mel;
+pub mod resample;
+pub mod wav;
+
+pub use mel::{log_mel_spectrogram, mel_filters, LogMel, MAX_MELS};
+pub use resample::{resample, Resampler};
+pub use wav::{
+    decode_wav, decode_wav_with, load_wav, load_wav_with, read_wav, Audio, WavInfo, WavOptions, WavStream,
+    DEFAULT_MAX_SECONDS,
+};
+
+/// Sample rate the models take.
+pub const SAMPLE_RATE: u32 = 16_000;
+/// STFT frame length (25 ms).
+pub const N_FFT: usize = 400;
+/// STFT hop (10 ms).
+pub const HOP_LENGTH: usize = 160;
+/// Length of one model window in seconds.
+pub const CHUNK_LENGTH: usize = 30;
+/// Samples in one 30 s window.
+pub const N_SAMPLES: usize = CHUNK_LENGTH * SAMPLE_RATE as usize;
+/// Mel frames in one window (the STFT's last frame is dropped, as Whisper does).
+pub const N_FRAMES: usize = N_SAMPLES / HOP_LENGTH;
+/// Frequency bins of the one-sided spectrum.
+pub const N_FREQS: usize = N_FFT / 2 + 1;
+/// Lowest source sample rate accepted (below this a file is almost certainly corrupt).
+pub const MIN_SAMPLE_RATE: u32 = 1_000;
+/// Highest source sample rate accepted (keeps the resampler's kernel bounded).
+pub const MAX_SAMPLE_RATE: u32 = 1_000_000;
