@@ -37,6 +37,9 @@ struct Args {
     /// Encoder runs to time.
     #[arg(long, default_value_t = 3)]
     encoder_runs: usize,
+    /// Print device time per kernel for one decode step and one encoder run.
+    #[arg(long)]
+    profile: bool,
     /// Weight storage: auto, f32, f16.
     #[arg(long, default_value = "auto")]
     dtype: String,
@@ -124,6 +127,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let _ = STATE_WORDS;
             }
             let _ = host;
+            if args.profile {
+                // Profile a live step (after the loop every row is done and kernels exit early).
+                s.start(&[RowPrompt { tokens: vec![first], max_new_tokens: Some(max_new), ..Default::default() }])?;
+                s.step(16)?;
+                let (step, encoder) = s.profile()?;
+                for (what, prof) in [("decode step", step), ("encoder", encoder)] {
+                    let Some(prof) = prof else { continue };
+                    let mut agg: Vec<(String, f64, usize)> = Vec::new();
+                    for (label, ms) in prof {
+                        match agg.iter_mut().find(|a| a.0 == label) {
+                            Some(a) => { a.1 += ms; a.2 += 1; }
+                            None => agg.push((label, ms, 1)),
+                        }
+                    }
+                    agg.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    let total: f64 = agg.iter().map(|a| a.1).sum();
+                    println!("{what}: {total:.2} ms device time");
+                    for (label, ms, n) in agg {
+                        println!("  {ms:9.3} ms  {n:3}x  {label}");
+                    }
+                }
+            }
             rows.push(Row {
                 capacity,
                 full,

@@ -18,7 +18,7 @@
 // The output columns [0, n) are cut into up to three segments, each with its own buffer and
 // affine index map (row-major, transposed, or a KV cache written at the row's step position).
 //
-// Dispatch: (ceil(n / 16 / WG), ceil(m / ROWS), z_outer * z_inner); workgroup (WG, 1, 1).
+// Dispatch: (ceil(n / 16 / WG_X), ceil(m / ROWS / WG_Y), z_outer * z_inner); workgroup (WG_X, WG_Y, 1).
 // Each invocation computes ROWS rows x 16 columns: per k it reads 32 (f16) or 64 (f32)
 // contiguous bytes of b, neighbouring invocations reading neighbouring blocks.
 
@@ -52,7 +52,8 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> out1: array<u32>;
 @group(0) @binding(8) var<storage, read_write> out2: array<u32>;
 
-override WG: u32 = 64u;
+override WG_X: u32 = 64u;       // invocations along the column blocks
+override WG_Y: u32 = 1u;        // invocations along the row groups
 override ROWS: u32 = 1u;          // rows per invocation, 1..=MAX_ROWS
 override B_F16: bool = true;      // b holds packed f16 (else f32)
 override HAS_BIAS: bool = false;
@@ -119,24 +120,14 @@ fn store_f16(seg: u32, idx: u32, v: f32) {
     }
 }
 
-fn store(m: u32, n: u32, zo: u32, zi: u32, v_in: f32) {
-    var v = v_in;
-    if (HAS_BIAS) { v += bias[p.bias_base + n]; }
-    if (GELU) { v = gelu(v); }
-    if (HAS_ADD) { v += addend[p.add_base + zo * p.add_outer + zi * p.add_inner + m * p.add_row + n]; }
-    var s = 0u;
-    var start = 0u;
-    if (n >= p.seg[0].end) { s = 1u; start = p.seg[0].end; }
-    if (n >= p.seg[1].end) { s = 2u; start = p.seg[1].end; }
-    let sg = p.seg[s];
-    var pos = 0u;
-    if (USE_STATE) { pos = state[m * STATE_WORDS + STATE_POS]; }
-    let idx = sg.base + zo * sg.outer + zi * sg.inner + m * sg.row + (n - start) * sg.col + pos * sg.pos;
+// One element of segment `s` at index `idx` (f32 bits or a packed f16 half).
+fn put(s: u32, idx: u32, v: f32) {
     if (s == 0u) {
         if (SEG0_F16) {
             store_f16(0u, idx, v);
+        } else if (ACCUM) {
+            out0[idx] = bitcast<u32>(v + bitcast<f32>(out0[idx]));
         } else {
-            if (ACCUM) { v += bitcast<f32>(out0[idx]); }
             out0[idx] = bitcast<u32>(v);
         }
     } else if (s == 1u) {
@@ -146,7 +137,29 @@ fn store(m: u32, n: u32, zo: u32, zi: u32, v_in: f32) {
     }
 }
 
-@compute @workgroup_size(WG)
+// Finishes four accumulated columns n .. n+3 of row m and writes those below p.n.
+// `idx` is the destination of column n; `col` the segment's column stride.
+fn finish4(m: u32, n: u32, zo: u32, zi: u32, s: u32, idx: u32, col: u32, acc: vec4<f32>) {
+    if (n >= p.n) { return; }
+    var v = acc;
+    if (HAS_BIAS) {
+        let b = p.bias_base + n;
+        v += vec4<f32>(bias[b], bias[min(b + 1u, b + p.n - n - 1u)], bias[min(b + 2u, b + p.n - n - 1u)],
+                       bias[min(b + 3u, b + p.n - n - 1u)]);
+    }
+    if (GELU) { v = vec4<f32>(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)); }
+    if (HAS_ADD) {
+        let a = p.add_base + zo * p.add_outer + zi * p.add_inner + m * p.add_row + n;
+        let last = a + p.n - n - 1u;
+        v += vec4<f32>(addend[a], addend[min(a + 1u, last)], addend[min(a + 2u, last)], addend[min(a + 3u, last)]);
+    }
+    put(s, idx, v.x);
+    if (n + 1u < p.n) { put(s, idx + col, v.y); }
+    if (n + 2u < p.n) { put(s, idx + 2u * col, v.z); }
+    if (n + 3u < p.n) { put(s, idx + 3u * col, v.w); }
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let blk = gid.x;
     let col0 = blk * 16u;
@@ -188,12 +201,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
 
+    // The block's segment (segment boundaries are multiples of 16, checked by the host).
+    var s = 0u;
+    var start = 0u;
+    if (col0 >= p.seg[0].end) { s = 1u; start = p.seg[0].end; }
+    if (col0 >= p.seg[1].end) { s = 2u; start = p.seg[1].end; }
+    let sg = p.seg[s];
+    let seg0 = sg.base + zo * sg.outer + zi * sg.inner + (col0 - start) * sg.col;
+    // Constant component indices only: a dynamic index into `acc` would push the whole
+    // accumulator tile out of registers.
     for (var r = 0u; r < ROWS; r++) {
         let m = row0 + r;
         if (m >= p.m || row_done(m)) { continue; }
-        for (var c = 0u; c < 16u; c++) {
-            let n = col0 + c;
-            if (n < p.n) { store(m, n, zo, zi, acc[r][c / 4u][c % 4u]); }
-        }
+        var idx = seg0 + m * sg.row;
+        if (USE_STATE) { idx += state[m * STATE_WORDS + STATE_POS] * sg.pos; }
+        let c4 = 4u * sg.col;
+        finish4(m, col0, zo, zi, s, idx, sg.col, acc[r][0]);
+        finish4(m, col0 + 4u, zo, zi, s, idx + c4, sg.col, acc[r][1]);
+        finish4(m, col0 + 8u, zo, zi, s, idx + 2u * c4, sg.col, acc[r][2]);
+        finish4(m, col0 + 12u, zo, zi, s, idx + 3u * c4, sg.col, acc[r][3]);
     }
 }

@@ -48,6 +48,10 @@ pub trait Backend {
     fn free_plan(&mut self, plan: PlanId);
     /// Device objects created so far.
     fn counters(&self) -> Counters;
+    /// Device milliseconds of each dispatch of one replay, where the device can time them.
+    fn profile(&mut self, _plan: PlanId) -> Result<Option<Vec<(String, f64)>>> {
+        Ok(None)
+    }
     /// Dispatches one replay of the plan issues.
     fn dispatch_count(&self, plan: PlanId) -> usize;
 

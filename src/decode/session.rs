@@ -253,6 +253,12 @@ impl<'m> Session<'m> {
         Ok(out)
     }
 
+    /// Device time per dispatch of one decode step and of the encoder (where timestamps exist).
+    pub fn profile(&mut self) -> Result<(Option<Vec<(String, f64)>>, Option<Vec<(String, f64)>>)> {
+        let mut b = self.model.backend();
+        Ok((b.profile(self.decoder.step)?, b.profile(self.encoder.plan)?))
+    }
+
     /// Dispatches one decode step issues.
     pub fn dispatches_per_step(&self) -> usize {
         self.model.backend().dispatch_count(self.decoder.step)

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 /// One prebuilt dispatch: replaying it needs no lookup or allocation.
 pub(crate) struct Dispatch {
+    /// What the dispatch computes, for profiles.
+    pub label: String,
     pub pipeline: Arc<wgpu::ComputePipeline>,
     pub bind_group: wgpu::BindGroup,
     pub workgroups: [u32; 3],
@@ -180,12 +182,15 @@ impl Ctx<'_> {
             gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(entry), layout, entries: &entries })
         })?;
         self.backend.counters.bind_groups += 1;
-        Ok(Dispatch { pipeline, bind_group, workgroups })
+        Ok(Dispatch { label: entry.to_string(), pipeline, bind_group, workgroups })
     }
 
     pub fn encode(&mut self, op: &Op) -> Result<Vec<Dispatch>> {
         match op {
-            Op::Matmul(o) => self.matmul(o).map(|d| vec![d]),
+            Op::Matmul(o) => self.matmul(o).map(|mut d| {
+                d.label = format!("matmul {}x{}x{}", o.m, o.n, o.k);
+                vec![d]
+            }),
             Op::LayerNorm(o) => self.layer_norm(o).map(|d| vec![d]),
             Op::Softmax(o) => self.softmax(o).map(|d| vec![d]),
             Op::Embed(o) => self.embed(o),
@@ -237,6 +242,9 @@ impl Ctx<'_> {
         for (i, s) in o.out.iter().enumerate() {
             if s.end <= start {
                 return Err(bad("output segments must be non-empty and increasing".into()));
+            }
+            if s.end != o.n && s.end % 16 != 0 {
+                return Err(bad(format!("output segment boundary {} is not a multiple of 16", s.end)));
             }
             if s.pos != 0 && o.state.is_none() {
                 return Err(bad("a segment indexed by position needs the step state".into()));
@@ -293,10 +301,15 @@ impl Ctx<'_> {
             u32_of(v, "an operand index")?;
         }
         let blocks = o.n.div_ceil(16);
-        let wg = if blocks >= 256 { 64 } else { 16 };
+        let row_groups = o.m.div_ceil(rows_per_inv);
+        // 64 invocations when the shape allows, spread over rows when the columns are few
+        // (lavapipe runs 8 lanes at a time: idle lanes are wasted SIMD width).
+        let wg_x = blocks.next_power_of_two().clamp(8, 64);
+        let wg_y = (64 / wg_x).min(row_groups.next_power_of_two()).max(1);
         let seg_f16 = |i: usize| o.out.get(i).is_some_and(|s| s.elem == Elem::F16);
         let constants = vec![
-            ("WG", wg as f64),
+            ("WG_X", wg_x as f64),
+            ("WG_Y", wg_y as f64),
             ("ROWS", rows_per_inv as f64),
             ("B_F16", (o.b.format == BFormat::F16) as u8 as f64),
             ("HAS_BIAS", o.bias.is_some() as u8 as f64),
@@ -322,8 +335,8 @@ impl Ctx<'_> {
             seg_buf(2),
         ];
         let groups = [
-            u32_of(blocks.div_ceil(wg), "workgroups")?,
-            u32_of(o.m.div_ceil(rows_per_inv), "workgroups")?,
+            u32_of(blocks.div_ceil(wg_x), "workgroups")?,
+            u32_of(row_groups.div_ceil(wg_y), "workgroups")?,
             u32_of(o.z_outer * o.z_inner, "workgroups")?,
         ];
         self.dispatch(Kernel::Matmul, "main", constants, bytemuck::bytes_of(&params), binds, groups)

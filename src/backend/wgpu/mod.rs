@@ -80,6 +80,64 @@ impl WgpuBackend {
         &self.gpu
     }
 
+    /// Device time of each dispatch of one replay of `plan` (each in its own timed pass), in
+    /// milliseconds, or `None` when the adapter has no timestamp queries.
+    fn profile_plan(&mut self, plan: PlanId) -> Result<Option<Vec<(String, f64)>>> {
+        if !self.gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok(None);
+        }
+        let dispatches =
+            self.plans.get(plan.0 as usize).ok_or_else(|| Error::InvalidArgument(format!("no plan {plan:?}")))?;
+        let n = dispatches.len() as u32 * 2;
+        let dev = &self.gpu.device;
+        let queries =
+            dev.create_query_set(&wgpu::QuerySetDescriptor { label: None, ty: wgpu::QueryType::Timestamp, count: n });
+        let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: n as u64 * 8,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: n as u64 * 8,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = dev.create_command_encoder(&Default::default());
+        for (i, d) in dispatches.iter().enumerate() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &queries,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            let [x, y, z] = d.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+        }
+        enc.resolve_query_set(&queries, 0..n, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, n as u64 * 8);
+        self.gpu.queue.submit([enc.finish()]);
+        staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        dev.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+        self.gpu.check()?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(
+            &staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?,
+        );
+        let period = self.gpu.queue.get_timestamp_period() as f64;
+        Ok(Some(
+            dispatches
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.label.clone(), ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period / 1e6))
+                .collect(),
+        ))
+    }
+
     fn get(&self, id: BufId) -> Result<&DeviceBuffer> {
         self.buffers
             .get(id.0 as usize)
@@ -236,6 +294,10 @@ impl Backend for WgpuBackend {
         let mut c = self.counters;
         c.pipelines = self.kernels.pipelines_created;
         c
+    }
+
+    fn profile(&mut self, plan: PlanId) -> Result<Option<Vec<(String, f64)>>> {
+        self.profile_plan(plan)
     }
 
     fn dispatch_count(&self, plan: PlanId) -> usize {
