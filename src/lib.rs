@@ -2,5 +2,6 @@
 pub mod config;
 pub mod error;
 pub mod tensor;
+pub mod weights;
 
 pub use error::{Error, Result};
