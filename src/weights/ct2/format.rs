@@ -237,6 +237,7 @@ impl<R: Read> Input<R> {
     /// A u16 length (counting the trailing NUL), then the bytes.
     fn string(&mut self, what: &str) -> Result<String> {
         let n = u16::from_le_bytes(self.array(what)?);
+        self.need(u64::from(n), what)?;
         let mut raw = vec![0u8; usize::from(n)];
         let start = self.offset;
         self.fill(&mut raw, what)?;
