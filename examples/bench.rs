@@ -137,7 +137,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let mut agg: Vec<(String, f64, usize)> = Vec::new();
                     for (label, ms) in prof {
                         match agg.iter_mut().find(|a| a.0 == label) {
-                            Some(a) => { a.1 += ms; a.2 += 1; }
+                            Some(a) => {
+                                a.1 += ms;
+                                a.2 += 1;
+                            }
                             None => agg.push((label, ms, 1)),
                         }
                     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod graph;
+pub mod hub;
 pub mod model;
 pub mod tensor;
 pub mod weights;

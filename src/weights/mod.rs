@@ -3,6 +3,7 @@
 //! Loaders (`safetensors.rs`, `ct2.rs`) produce a [`TensorSource`]; a [`names::Naming`] maps the
 //! struct's slots to that source's names; [`ModelWeights::load`] fetches every tensor and checks
 //! its shape against [`ModelDims`], naming the tensor when something is missing or mis-shaped.
+pub mod ct2;
 pub mod names;
 pub mod safetensors;
 

@@ -1,6 +1,7 @@
 //! Shared test helpers: opening the GPU (failing, not skipping, when there is none), random
 //! data, and a twin of the CPU reference and wgpu backends driven in lockstep.
 #![allow(dead_code)]
+pub mod ct2_builder;
 use half::f16;
 use whisper_wgpu::backend::cpu::CpuBackend;
 use whisper_wgpu::backend::wgpu::{WgpuBackend, WgpuOptions};

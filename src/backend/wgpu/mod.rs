@@ -125,9 +125,8 @@ impl WgpuBackend {
         staging.slice(..).map_async(wgpu::MapMode::Read, |_| {});
         dev.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
         self.gpu.check()?;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(
-            &staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?,
-        );
+        let ticks: Vec<u64> =
+            bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?);
         let period = self.gpu.queue.get_timestamp_period() as f64;
         Ok(Some(
             dispatches
