@@ -9,6 +9,8 @@ pub mod graph;
 pub mod hub;
 pub mod model;
 pub mod tensor;
+pub mod tokenizer;
+pub mod transcribe;
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -1,0 +1,5 @@
+//! From audio to segments: the window decoder boundary and (in submodules) long-form
+//! transcription and output formats.
+pub mod window;
+
+pub use window::{Task, WindowDecoder, WindowRequest, WindowResult};
