@@ -28,7 +28,7 @@ impl Elem {
 }
 
 /// Words of step state per decode row (see `shaders/select.wgsl` for the layout).
-pub const STATE_WORDS: usize = 16;
+pub const STATE_WORDS: usize = 24;
 pub mod state {
     pub const TOKEN: usize = 0;
     pub const POS: usize = 1;
@@ -42,6 +42,17 @@ pub mod state {
     pub const NO_SPEECH_PROB: usize = 9;
     pub const SUM_LOGPROB: usize = 10;
     pub const N_GENERATED: usize = 11;
+    /// Bit 0: timestamp rules; bit 1: sample with temperature.
+    pub const FLAGS: usize = 12;
+    /// The last sampled timestamp token, or NONE.
+    pub const LAST_TS: usize = 13;
+    /// Sampling temperature (f32 bits).
+    pub const TEMPERATURE: usize = 14;
+    pub const SEED: usize = 15;
+    /// Latest allowed first timestamp, in timestamp steps after `ts_begin` (NONE: any).
+    pub const MAX_INITIAL_TS: usize = 16;
+    pub const FLAG_TIMESTAMPS: u32 = 1;
+    pub const FLAG_SAMPLE: u32 = 2;
     pub const NONE: u32 = u32::MAX;
 }
 
@@ -219,6 +230,10 @@ pub struct SelectToken {
     pub history: BufId,
     pub logprobs: BufId,
     pub cap: usize,
+    /// First timestamp token (Whisper), if the vocabulary has timestamps.
+    pub ts_begin: Option<u32>,
+    /// `<|notimestamps|>`, suppressed while the timestamp rules apply.
+    pub no_timestamps: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -373,6 +373,8 @@ fn select_applies_rules_prompt_and_eot() {
         history: hb,
         logprobs: lp,
         cap,
+        ts_begin: None,
+        no_timestamps: None,
     });
     t.run(&[op], 1);
     let (sa, sb) = t.read_u32(st, rows * STATE_WORDS);
@@ -395,4 +397,121 @@ fn select_applies_rules_prompt_and_eot() {
     assert!(f32::from_bits(sa[state::NO_SPEECH_PROB]) > 0.0);
     let (a, b) = t.read_f32(lp, rows * cap);
     assert_close("logprobs", &a, &b, 1e-5);
+}
+
+/// Whisper's timestamp rules and seeded sampling: rows in many situations (just after a
+/// timestamp pair, mid-pair, first token with a max-initial limit, suppressed ranges), decoded
+/// for several steps so each step's choice feeds the next; greedy and sampled.
+#[test]
+fn select_timestamp_rules_and_sampling_over_steps() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(10);
+    let (rows, vocab, cap) = (24usize, 300usize, 40usize);
+    let (eot, no_ts, ts_begin) = (150u32, 199u32, 200u32);
+    let words = vocab.div_ceil(32);
+    let mut rules = vec![0u32; 2 * words];
+    for tok in [3usize, 77, 151] {
+        rules[tok / 32] |= 1 << (tok % 32);
+    }
+    rules[words + 220 / 32] |= 1 << (220 % 32); // begin-suppress a timestamp
+    let rb = t.u32(&rules);
+    let mut state = vec![0u32; rows * STATE_WORDS];
+    let mut history = vec![0u32; rows * cap];
+    for r in 0..rows {
+        let s = r * STATE_WORDS;
+        let sample_begin = 3usize;
+        // Sampled so far: 0..4 tokens mixing text and (non-decreasing) timestamps.
+        let n = r % 5;
+        let mut seq = Vec::new();
+        let mut last_ts = state::NONE;
+        let mut ts = ts_begin + 5;
+        for i in 0..n {
+            let pick_ts = (r / 5 + i) % 2 == 0;
+            if pick_ts {
+                ts += rng.below(3) as u32;
+                seq.push(ts);
+                last_ts = ts;
+            } else {
+                seq.push(10 + rng.below(100) as u32);
+            }
+        }
+        for (i, &tok) in [1u32, 2, 4].iter().chain(&seq).enumerate() {
+            history[r * cap + i] = tok;
+        }
+        let pos = sample_begin + n - 1;
+        state[s + state::POS] = pos as u32;
+        state[s + state::TOKEN] = history[r * cap + pos];
+        state[s + state::PROMPT_LEN] = sample_begin as u32;
+        state[s + state::SAMPLE_BEGIN] = sample_begin as u32;
+        state[s + state::MAX_LEN] = cap as u32;
+        state[s + state::EOT] = eot;
+        state[s + state::SOT_POS] = state::NONE;
+        state[s + state::NO_SPEECH] = state::NONE;
+        state[s + state::LAST_TS] = last_ts;
+        state[s + state::MAX_INITIAL_TS] = if r % 3 == 0 { 10 } else { state::NONE };
+        let sample = r % 2 == 1;
+        state[s + state::FLAGS] = state::FLAG_TIMESTAMPS | if sample { state::FLAG_SAMPLE } else { 0 };
+        state[s + state::TEMPERATURE] = 0.7f32.to_bits();
+        state[s + state::SEED] = 1234 + r as u32;
+    }
+    // Row 0 starts at the prompt's end; pos = sample_begin - 1 for it (n = 0).
+    let st = t.u32(&state);
+    let hb = t.u32(&history);
+    let lp = t.zeros(rows * cap);
+    // Logits: text moderately likely, timestamps sometimes dominant in total mass.
+    let mut logits = Vec::new();
+    for r in 0..rows {
+        for tok in 0..vocab {
+            let base = if tok >= ts_begin as usize { if r % 4 == 0 { 1.5 } else { -1.0 } } else { 0.0 };
+            logits.push(base + rng.uniform() * 3.0);
+        }
+    }
+    let lb = t.f32(&logits);
+    let op = Op::SelectToken(SelectToken {
+        rows,
+        vocab,
+        logits: lb,
+        logits_row: vocab,
+        rules: rb,
+        state: st,
+        history: hb,
+        logprobs: lp,
+        cap,
+        ts_begin: Some(ts_begin),
+        no_timestamps: Some(no_ts),
+    });
+    // Five steps over the same logits: the rules see the tokens chosen before.
+    t.run(&[op], 5);
+    let (ha, hg) = t.read_u32(hb, rows * cap);
+    assert_eq!(ha, hg, "histories differ");
+    let (sa, sg) = t.read_u32(st, rows * STATE_WORDS);
+    for r in 0..rows {
+        let s = r * STATE_WORDS;
+        for w in [state::TOKEN, state::POS, state::DONE, state::LAST_TS, state::N_GENERATED] {
+            assert_eq!(sa[s + w], sg[s + w], "row {r} word {w}");
+        }
+    }
+    let (a, b) = t.read_f32(lp, rows * cap);
+    assert_close("logprobs", &a, &b, 1e-5);
+    // The rules themselves, on the reference's output: timestamps never decrease, never three
+    // in a row, no <|notimestamps|>, no suppressed token, first sampled token a timestamp.
+    let mut saw_ts = false;
+    for r in 0..rows {
+        let row = &ha[r * cap..r * cap + sa[r * STATE_WORDS + state::POS] as usize + 1];
+        let seq = &row[3..];
+        assert!(seq.first().is_none_or(|&x| x >= ts_begin || x == eot) || r % 5 != 0, "row {r}: {seq:?}");
+        let mut last = 0;
+        for w in seq.windows(3) {
+            assert!(!(w[0] >= ts_begin && w[1] >= ts_begin && w[2] >= ts_begin), "row {r}: three timestamps {seq:?}");
+        }
+        for &x in seq {
+            assert!(x != no_ts && x != 3 && x != 77 && x != 151, "row {r}: forbidden {x} in {seq:?}");
+            if x >= ts_begin {
+                assert!(x >= last, "row {r}: decreasing timestamps {seq:?}");
+                last = x;
+                saw_ts = true;
+            }
+        }
+    }
+    assert!(saw_ts, "no timestamps were produced at all");
 }

@@ -210,34 +210,45 @@ impl CpuBackend {
                 let p = (logits[no_speech as usize] - m).exp() / l;
                 self.buffers[op.state.0 as usize].words[r * STATE_WORDS + state::NO_SPEECH_PROB] = p.to_bits();
             }
+            let eot = w(self, state::EOT);
+            let s = r * STATE_WORDS;
             let tok = if forced {
                 self.u32_at(op.history, r * op.cap + next)
             } else {
-                let begin = next == w(self, state::SAMPLE_BEGIN) as usize;
-                let allowed: Vec<usize> =
-                    (0..op.vocab).filter(|&t| !bit(self, 0, t) && !(begin && bit(self, mask_words, t))).collect();
-                let mut best = allowed[0];
-                for &t in &allowed {
-                    if logits[t] > logits[best] {
-                        best = t;
-                    }
-                }
-                let m = logits[best];
-                let l: f32 = allowed.iter().map(|&t| (logits[t] - m).exp()).sum();
-                let lp = -l.ln();
+                let history: Vec<u32> = (0..next).map(|i| self.u32_at(op.history, r * op.cap + i)).collect();
+                let sample_begin = (w(self, state::SAMPLE_BEGIN) as usize).min(next);
+                let flags = w(self, state::FLAGS);
+                let rules = Rules {
+                    timestamps: flags & state::FLAG_TIMESTAMPS != 0 && op.ts_begin.is_some(),
+                    ts_begin: op.ts_begin.unwrap_or(u32::MAX),
+                    no_timestamps: op.no_timestamps,
+                    eot,
+                    last_ts: w(self, state::LAST_TS),
+                    max_initial: w(self, state::MAX_INITIAL_TS),
+                };
+                let allowed: Vec<bool> = (0..op.vocab)
+                    .map(|t| {
+                        !bit(self, 0, t)
+                            && !(next == sample_begin && bit(self, mask_words, t))
+                            && rules.allows(t as u32, &history[sample_begin..])
+                    })
+                    .collect();
+                let sampling = (flags & state::FLAG_SAMPLE != 0)
+                    .then(|| (f32::from_bits(w(self, state::TEMPERATURE)).max(1e-6), w(self, state::SEED)));
+                let (tok, lp) = choose(&logits, &allowed, &rules, sampling, next as u32);
                 self.set_f32(op.logprobs, r * op.cap + next, lp);
-                self.buffers[op.history.0 as usize].words[r * op.cap + next] = best as u32;
-                let s = r * STATE_WORDS;
+                self.buffers[op.history.0 as usize].words[r * op.cap + next] = tok;
                 let sum = f32::from_bits(self.u32_at(op.state, s + state::SUM_LOGPROB)) + lp;
                 let words = &mut self.buffers[op.state.0 as usize].words;
                 words[s + state::SUM_LOGPROB] = sum.to_bits();
                 words[s + state::N_GENERATED] += 1;
-                best as u32
+                if rules.timestamps && tok >= rules.ts_begin && (tok as usize) < op.vocab {
+                    words[s + state::LAST_TS] = tok;
+                }
+                tok
             };
-            let eot = w(self, state::EOT);
             let max_len = w(self, state::MAX_LEN) as usize;
             let words = &mut self.buffers[op.state.0 as usize].words;
-            let s = r * STATE_WORDS;
             words[s + state::TOKEN] = tok;
             words[s + state::POS] = next as u32;
             if (!forced && tok == eot) || next + 1 >= max_len {
@@ -245,6 +256,100 @@ impl CpuBackend {
             }
         }
     }
+}
+
+/// Whisper's timestamp rules (OpenAI's `ApplyTimestampRules`) for one row.
+struct Rules {
+    timestamps: bool,
+    ts_begin: u32,
+    no_timestamps: Option<u32>,
+    eot: u32,
+    /// The last sampled timestamp token, or NONE.
+    last_ts: u32,
+    max_initial: u32,
+}
+
+impl Rules {
+    /// Whether token `t` may follow the sampled tokens `seq`.
+    fn allows(&self, t: u32, seq: &[u32]) -> bool {
+        if !self.timestamps {
+            return true;
+        }
+        let is_ts = t >= self.ts_begin;
+        if Some(t) == self.no_timestamps {
+            return false;
+        }
+        let last_was_ts = seq.last().is_some_and(|&x| x >= self.ts_begin);
+        let penultimate_was_ts = seq.len() < 2 || seq[seq.len() - 2] >= self.ts_begin;
+        if last_was_ts {
+            if penultimate_was_ts && is_ts {
+                return false; // a pair just closed: text must follow
+            }
+            if !penultimate_was_ts && t < self.eot {
+                return false; // a segment just ended: another timestamp (or end) must follow
+            }
+        }
+        if is_ts && self.last_ts != state::NONE {
+            let floor = if last_was_ts && !penultimate_was_ts { self.last_ts } else { self.last_ts + 1 };
+            if t < floor {
+                return false;
+            }
+        }
+        if seq.is_empty() {
+            if !is_ts {
+                return false;
+            }
+            if self.max_initial != state::NONE && t > self.ts_begin + self.max_initial {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Picks a token among the allowed ones and returns it with its log-probability (log-softmax
+/// of the allowed logits at temperature 1, after the timestamp-mass rule).
+fn choose(logits: &[f32], allowed: &[bool], rules: &Rules, sampling: Option<(f32, u32)>, pos: u32) -> (u32, f32) {
+    let ts_begin = if rules.timestamps { rules.ts_begin as usize } else { logits.len() };
+    let lse = |range: std::ops::Range<usize>| -> f32 {
+        let vals: Vec<f32> = range.filter(|&t| allowed[t]).map(|t| logits[t]).collect();
+        let m = vals.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        if m == f32::NEG_INFINITY {
+            return m;
+        }
+        m + vals.iter().map(|v| (v - m).exp()).sum::<f32>().ln()
+    };
+    let text_max = (0..ts_begin.min(logits.len())).filter(|&t| allowed[t]).map(|t| logits[t]).fold(f32::NEG_INFINITY, f32::max);
+    let ts_mass = lse(ts_begin.min(logits.len())..logits.len());
+    let force_ts = rules.timestamps && ts_mass > text_max && ts_mass > f32::NEG_INFINITY;
+    let score = |t: usize| match sampling {
+        Some((temp, seed)) => logits[t] / temp + gumbel(seed, pos, t as u32),
+        None => logits[t],
+    };
+    let candidates = (0..logits.len()).filter(|&t| allowed[t] && (!force_ts || t >= ts_begin));
+    let mut best: Option<(usize, f32)> = None;
+    for t in candidates {
+        let v = score(t);
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((t, v));
+        }
+    }
+    let Some((tok, _)) = best else { return (rules.eot, 0.0) };
+    let denom = if force_ts { ts_mass } else { lse(0..logits.len()) };
+    (tok as u32, logits[tok] - denom)
+}
+
+/// The sampling noise of `shaders/select.wgsl`: standard Gumbel from a hash of
+/// (seed, position, token).
+pub fn gumbel(seed: u32, pos: u32, t: u32) -> f32 {
+    fn hash(x: u32) -> u32 {
+        let h = x.wrapping_mul(747796405).wrapping_add(2891336453);
+        let w = ((h >> ((h >> 28) + 4)) ^ h).wrapping_mul(277803737);
+        (w >> 22) ^ w
+    }
+    let h = hash(seed ^ hash(pos ^ hash(t)));
+    let u = ((h >> 8) as f32 + 0.5) * (1.0 / 16777216.0);
+    -(-u.ln()).ln()
 }
 
 /// GELU with erf evaluated in f64.

@@ -40,6 +40,15 @@ pub struct RowPrompt {
     /// Position of the start-of-transcript token, where the no-speech probability is read.
     pub sot_index: Option<usize>,
     pub no_speech: Option<u32>,
+    /// Apply Whisper's timestamp rules (the model's generation config must know its
+    /// timestamp tokens).
+    pub timestamps: bool,
+    /// Latest first timestamp, in steps after `<|0.00|>` (with `timestamps`).
+    pub max_initial_timestamp_index: Option<u32>,
+    /// 0 decodes greedily; above 0 samples softmax(logits / temperature).
+    pub temperature: f32,
+    /// Seed of the sampling noise.
+    pub seed: u32,
 }
 
 /// The state of one row after a run of steps.
@@ -74,7 +83,7 @@ impl<'m> Session<'m> {
         let mut guard = model.backend();
         let b: &mut dyn Backend = guard.as_mut();
         let encoder = EncoderPlan::build(b, &model.dims, &model.weights, options.rows)?;
-        let decoder = match DecoderPlans::build(b, &model.dims, &model.weights, shape, encoder.output) {
+        let decoder = match DecoderPlans::build(b, &model.dims, &model.generation, &model.weights, shape, encoder.output) {
             Ok(d) => d,
             Err(e) => {
                 for &id in &encoder.buffers {
@@ -183,6 +192,16 @@ impl<'m> Session<'m> {
             s[state::EOT] = p.eot.unwrap_or(state::NONE);
             s[state::SOT_POS] = p.sot_index.map_or(state::NONE, |i| i as u32);
             s[state::NO_SPEECH] = p.no_speech.unwrap_or(state::NONE);
+            s[state::LAST_TS] = state::NONE;
+            let sample = p.temperature > 0.0;
+            if !p.temperature.is_finite() || p.temperature < 0.0 {
+                return Err(Error::InvalidArgument(format!("temperature {} must be finite and >= 0", p.temperature)));
+            }
+            s[state::FLAGS] = (if p.timestamps { state::FLAG_TIMESTAMPS } else { 0 })
+                | (if sample { state::FLAG_SAMPLE } else { 0 });
+            s[state::TEMPERATURE] = p.temperature.to_bits();
+            s[state::SEED] = p.seed;
+            s[state::MAX_INITIAL_TS] = p.max_initial_timestamp_index.unwrap_or(state::NONE);
             if limit <= n {
                 s[state::DONE] = 1;
             }

@@ -9,7 +9,7 @@
 use super::ops::{rows_out, Builder, Epilogue};
 use super::upload::DeviceWeights;
 use crate::backend::{Backend, PlanId};
-use crate::config::ModelDims;
+use crate::config::{GenerationConfig, ModelDims};
 use crate::graph::*;
 use crate::{Error, Result};
 
@@ -67,6 +67,7 @@ impl DecoderPlans {
     pub fn build(
         backend: &mut dyn Backend,
         dims: &ModelDims,
+        generation: &GenerationConfig,
         w: &DeviceWeights,
         shape: DecoderShape,
         encoder_output: BufId,
@@ -212,6 +213,8 @@ impl DecoderPlans {
             history,
             logprobs,
             cap,
+            ts_begin: generation.timestamp_begin.filter(|&t| (t as usize) < v),
+            no_timestamps: generation.no_timestamps,
         }));
         let cross = backend.compile(&cross_ops)?;
         let step = backend.compile(&s.ops)?;

@@ -115,6 +115,9 @@ struct SelectParams {
     logits_row: u32,
     cap: u32,
     mask_words: u32,
+    ts_begin: u32,
+    no_timestamps: u32,
+    _pad: [u32; 2],
 }
 
 /// What to bind at one slot.
@@ -533,6 +536,9 @@ impl Ctx<'_> {
             logits_row: u32_of(o.logits_row, "logits row")?,
             cap: u32_of(o.cap, "capacity")?,
             mask_words: mask_words as u32,
+            ts_begin: o.ts_begin.unwrap_or(state::NONE),
+            no_timestamps: o.no_timestamps.unwrap_or(state::NONE),
+            _pad: [0; 2],
         };
         let binds = vec![
             Bind::Buf(o.logits),
