@@ -7,6 +7,7 @@ pub mod decode;
 pub mod error;
 pub mod graph;
 pub mod hub;
+pub mod loaded;
 pub mod model;
 pub mod tensor;
 pub mod tokenizer;
@@ -14,3 +15,4 @@ pub mod transcribe;
 pub mod weights;
 
 pub use error::{Error, Result};
+pub use loaded::{LoadOptions, LoadedModel};

@@ -4,7 +4,7 @@ pub mod cpu;
 pub mod wgpu;
 
 use crate::graph::{BufId, Elem, Op};
-use crate::Result;
+use crate::{Error, Result};
 
 /// A compiled op list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,4 +63,32 @@ pub trait Backend {
         let b = self.read(buf, offset * 4, len * 4)?;
         Ok(bytemuck::pod_collect_to_vec(&b))
     }
+}
+
+/// Which backend runs a model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendKind {
+    /// WGSL through wgpu: Vulkan, Metal, DX12 (lavapipe without a GPU).
+    #[default]
+    Wgpu,
+    /// The plain-Rust reference (tiny models and tests only: very slow).
+    Cpu,
+}
+
+impl BackendKind {
+    pub fn parse(s: &str) -> Result<BackendKind> {
+        match s {
+            "wgpu" => Ok(BackendKind::Wgpu),
+            "cpu" => Ok(BackendKind::Cpu),
+            other => Err(Error::InvalidArgument(format!("unknown backend `{other}` (expected wgpu or cpu)"))),
+        }
+    }
+}
+
+/// Opens a backend of the given kind.
+pub fn open(kind: BackendKind, wgpu_options: &wgpu::WgpuOptions) -> Result<Box<dyn Backend + Send>> {
+    Ok(match kind {
+        BackendKind::Wgpu => Box::new(wgpu::WgpuBackend::new(wgpu_options)?),
+        BackendKind::Cpu => Box::new(cpu::CpuBackend::new()),
+    })
 }

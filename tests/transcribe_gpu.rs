@@ -1,0 +1,88 @@
+//! End to end on the GPU: WAV -> log-mel -> encoder -> replayed decode steps -> tokens/text,
+//! against the Hugging Face references for tiny.en.
+mod common;
+use common::*;
+use whisper_wgpu::audio::{load_wav, log_mel_spectrogram};
+use whisper_wgpu::backend::Backend;
+use whisper_wgpu::checkpoint::Checkpoint;
+use whisper_wgpu::decode::SessionOptions;
+use whisper_wgpu::model::{Model, WeightDtype};
+use whisper_wgpu::tokenizer::Tokenizer;
+use whisper_wgpu::transcribe::gpu::GpuWindowDecoder;
+use whisper_wgpu::transcribe::{Task, WindowDecoder, WindowRequest};
+
+fn tiny_en() -> Option<(Model, Tokenizer)> {
+    let ck = Checkpoint::load(&shared("models/whisper-tiny.en")).unwrap();
+    let tok = Tokenizer::from_file(ck.tokenizer.as_ref().unwrap(), ck.generation.eot.unwrap()).unwrap();
+    let backend: Box<dyn Backend + Send> = Box::new(gpu()?);
+    Some((Model::new(backend, ck.dims, ck.generation, &ck.weights, WeightDtype::Auto).unwrap(), tok))
+}
+
+fn json_tokens(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect()
+}
+
+fn request(mel: &[f32], timestamps: bool) -> WindowRequest<'_> {
+    WindowRequest {
+        mel,
+        previous: &[],
+        language: None,
+        task: Task::Transcribe,
+        timestamps,
+        temperature: 0.0,
+        seed: 0,
+        max_initial_timestamp_index: Some(50),
+        max_new_tokens: None,
+    }
+}
+
+#[test]
+fn jfk_and_espeak_tokens_text_and_timestamps_match_reference() {
+    let Some((model, tok)) = tiny_en() else { return };
+    let jfk_ref: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared("reference/tiny.en-jfk/reference.json")).unwrap()).unwrap();
+    let espeak_ref: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared("reference/espeak_sentence.json")).unwrap()).unwrap();
+    let ts_ref: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared("reference/tiny.en-jfk/timestamps.json")).unwrap())
+            .unwrap();
+    let jfk = log_mel_spectrogram(&load_wav(&shared("samples/jfk.wav")).unwrap(), 80).unwrap();
+    let espeak = log_mel_spectrogram(&load_wav(&shared("samples/espeak_sentence.wav")).unwrap(), 80).unwrap();
+
+    // Both files in one batch of two, then each alone: rows must not influence each other.
+    let mut dec = GpuWindowDecoder::new(&model, 2).unwrap();
+    let both = dec.decode(&[request(&jfk, false), request(&espeak, false)]).unwrap();
+    let text_tokens = |v: &serde_json::Value| json_tokens(&v["text_tokens"]);
+    assert_eq!(both[0].tokens, text_tokens(&jfk_ref));
+    assert_eq!(both[1].tokens, text_tokens(&espeak_ref));
+    assert!(both[0].finished && both[1].finished);
+    assert_eq!(tok.decode(&both[0].tokens).unwrap(), jfk_ref["transcript"].as_str().unwrap());
+    assert_eq!(tok.decode(&both[1].tokens).unwrap(), espeak_ref["transcript"].as_str().unwrap());
+    assert!(both[0].avg_logprob < 0.0 && both[0].avg_logprob > -1.0, "avg logprob {}", both[0].avg_logprob);
+    assert!(both[0].no_speech_prob < 0.1, "speech judged silent: {}", both[0].no_speech_prob);
+    let alone = dec.decode(&[request(&espeak, false)]).unwrap();
+    assert_eq!(alone[0].tokens, both[1].tokens);
+
+    // With timestamps: HF generate(return_timestamps=True) tokens, end-of-text dropped.
+    let with_ts = dec.decode(&[request(&jfk, true)]).unwrap();
+    let mut want = json_tokens(&ts_ref["generated_tokens_as_returned_by_generate"]);
+    if want.last() == model.generation.eot.as_ref() {
+        want.pop();
+    }
+    assert_eq!(with_ts[0].tokens, want);
+}
+
+/// Tokens are identical however many steps go into one submission.
+#[test]
+fn steps_per_submit_does_not_change_tokens() {
+    let Some((model, _)) = tiny_en() else { return };
+    let mel = log_mel_spectrogram(&load_wav(&shared("samples/jfk.wav")).unwrap(), 80).unwrap();
+    let mut outputs = Vec::new();
+    for k in [1usize, 4, 16] {
+        let opts = SessionOptions { rows: 1, steps_per_submit: k, ..Default::default() };
+        let mut dec = GpuWindowDecoder::with_options(&model, opts).unwrap();
+        outputs.push(dec.decode(&[request(&mel, true)]).unwrap().remove(0));
+    }
+    assert_eq!(outputs[0].tokens, outputs[1].tokens);
+    assert_eq!(outputs[0].tokens, outputs[2].tokens);
+}
