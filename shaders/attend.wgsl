@@ -5,13 +5,14 @@
 // writes a partial softmax (max, sum, weighted values); `merge` combines the chunks (split-K).
 // Chunks past n_valid return at once, so a step's cost follows n_valid, not the capacity.
 //
-// Caches are f16, transposed per head: kt[row][head][d][cap] and vt likewise (cap % 16 == 0),
-// so that 16 neighbouring keys of one dimension are 32 contiguous bytes.
+// Caches are transposed per head: kt[row][head][d][cap] and vt likewise (cap % 16 == 0), in
+// f16 (KV_F16, two per word) or f32, so that 16 neighbouring keys of one dimension are 32 (or
+// 64) contiguous bytes.
 //
 // Bindings (group 0):
 //   0 params    uniform  Params
 //   1 q         storage  array<vec4<f32>>  row r, head h at q_base + r*q_row + h*head_dim
-//   2 kt        storage  array<vec4<u32>>  packed f16 pairs
+//   2 kt        storage  array<vec4<u32>>  f16 pairs or f32 bits
 //   3 vt        storage  array<vec4<u32>>
 //   4 state     storage  array<u32>        STATE_WORDS per row
 //   5 partials  storage  array<f32>        [rows][heads][n_chunks][head_dim + 2]
@@ -36,6 +37,7 @@ struct Params {
 
 override USE_STATE: bool = true;
 override FULL: bool = false;
+override KV_F16: bool = true;
 override STATE_WORDS: u32 = 16u;
 const STATE_POS: u32 = 1u;
 const STATE_DONE: u32 = 2u;
@@ -62,6 +64,29 @@ fn unpack8(w: vec4<u32>) -> array<vec4<f32>, 2> {
         vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)));
 }
 
+// Eight consecutive cache elements starting at element `e` (a multiple of 8).
+fn load8(cache: u32, e: u32) -> array<vec4<f32>, 2> {
+    var out: array<vec4<f32>, 2>;
+    if (KV_F16) {
+        var w: vec4<u32>;
+        if (cache == 0u) { w = kt[e / 8u]; } else { w = vt[e / 8u]; }
+        out = unpack8(w);
+    } else {
+        var w0: vec4<u32>;
+        var w1: vec4<u32>;
+        if (cache == 0u) {
+            w0 = kt[e / 4u];
+            w1 = kt[e / 4u + 1u];
+        } else {
+            w0 = vt[e / 4u];
+            w1 = vt[e / 4u + 1u];
+        }
+        out[0] = bitcast<vec4<f32>>(w0);
+        out[1] = bitcast<vec4<f32>>(w1);
+    }
+    return out;
+}
+
 @compute @workgroup_size(64)
 fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let c = wid.x;
@@ -78,20 +103,19 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     // Phase 1: scores of this lane's 16 keys.
     let hd4 = p.head_dim / 4u;
     let qi = (p.q_base + r * p.q_row + h * p.head_dim) / 4u;
-    let head_base = r * p.kv_row + h * p.head_dim * p.cap; // in f16 elements
+    let head_base = r * p.kv_row + h * p.head_dim * p.cap; // in cache elements
     let j0 = start + lane * KEYS_PER_LANE;
     var s: array<f32, 16>;
     if (j0 < end) {
         var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0);
         var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
-        var ki = (head_base + j0) / 8u; // vec4<u32> holds 8 f16
-        let kstep = p.cap / 8u;
+        var ke = head_base + j0;
         for (var d4 = 0u; d4 < hd4; d4++) {
             let qv = q[qi + d4];
             for (var dd = 0u; dd < 4u; dd++) {
-                let a = unpack8(kt[ki]);
-                let b = unpack8(kt[ki + 1u]);
-                ki += kstep;
+                let a = load8(0u, ke);
+                let b = load8(0u, ke + 8u);
+                ke += p.cap;
                 acc0 += a[0] * qv[dd]; acc1 += a[1] * qv[dd];
                 acc2 += b[0] * qv[dd]; acc3 += b[1] * qv[dd];
             }
@@ -131,10 +155,10 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let pbase = ((r * p.heads + h) * p.n_chunks + c) * (p.head_dim + 2u);
     let n8 = (end - start + 7u) / 8u;
     for (var d = lane; d < p.head_dim; d += LANES) {
-        var vi = (head_base + d * p.cap + start) / 8u;
+        let ve = head_base + d * p.cap + start;
         var acc = vec4<f32>(0.0);
         for (var i = 0u; i < n8; i++) {
-            let v = unpack8(vt[vi + i]);
+            let v = load8(1u, ve + 8u * i);
             acc += v[0] * probs[2u * i] + v[1] * probs[2u * i + 1u];
         }
         partials[pbase + d] = acc.x + acc.y + acc.z + acc.w;

@@ -178,7 +178,7 @@ pub struct Embed {
     pub y: BufId,
 }
 
-/// Attention of one query per row against a transposed f16 cache `[row][head][d][cap]`.
+/// Attention of one query per row against a transposed cache `[row][head][d][cap]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Attend {
     pub rows: usize,
@@ -194,6 +194,8 @@ pub struct Attend {
     pub q_row: usize,
     pub k_t: BufId,
     pub v_t: BufId,
+    /// Element type of the caches: F16 or F32.
+    pub kv: Elem,
     pub partials: BufId,
     pub out: BufId,
     pub out_base: usize,

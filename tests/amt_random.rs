@@ -1,59 +1,119 @@
 //! The seed-style music model (random weights, 256 mels, 4096-token context) against the
-//! PyTorch reference in ../shared/reference/amt-random.
+//! PyTorch reference in ../shared/reference/amt-random: encoder output, teacher-forced logits at
+//! all 700 recorded steps, and free-running greedy tokens.
+//!
+//! Tolerances. The reference computes in f32 from the same f16 weights; an independent float64
+//! implementation agrees with it to 2e-5 (encoder) and 3e-4 (logits). Our kernels accumulate in
+//! f32 in another order, so with f32 KV caches we allow 1e-4 on the encoder output and 2e-3 on
+//! logits (measured 4.5e-5 and 6.9e-4). The default f16 KV caches round every key and value to 11 significant bits; this
+//! model's attention is deliberately sharp (q/k weights std 0.12), which turns that rounding
+//! into logit errors of a few 1e-2 (measured max 5.7e-2 over 700 steps): we allow 1e-1, still
+//! far below the median top-1/top-2 margin of 1.16.
 mod common;
 use common::*;
 use safetensors::SafeTensors;
 use whisper_wgpu::backend::Backend;
 use whisper_wgpu::checkpoint::Checkpoint;
 use whisper_wgpu::decode::{RowPrompt, Session, SessionOptions};
+use whisper_wgpu::graph::Elem;
 use whisper_wgpu::model::{Model, WeightDtype};
+
+struct Reference {
+    mel: Vec<f32>,
+    encoder: Vec<f32>,
+    tokens: Vec<u32>,
+    logits: Vec<f32>,
+    margins: Vec<f32>,
+}
 
 fn tensor<T: bytemuck::Pod>(st: &SafeTensors, name: &str) -> Vec<T> {
     bytemuck::pod_collect_to_vec(st.tensor(name).unwrap().data())
 }
 
-#[test]
-fn amt_random_teacher_forced_logits_and_free_running_tokens() {
-    let ck = Checkpoint::load(&shared("models/amt-random")).unwrap();
-    let Some(gpu) = gpu() else { return };
-    let backend: Box<dyn Backend + Send> = Box::new(gpu);
-    let model = Model::new(backend, ck.dims, ck.generation, &ck.weights, WeightDtype::Auto).unwrap();
+fn reference() -> Reference {
     let bytes = std::fs::read(shared("reference/amt-random/reference.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
-    let mel: Vec<f32> = tensor(&st, "mel");
     let tokens: Vec<i64> = tensor(&st, "tokens");
-    let tokens: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
-    let logits_all: Vec<f32> = tensor(&st, "logits_all");
-    let margins: Vec<f32> = tensor(&st, "margins");
-    let v = model.dims.n_vocab;
+    Reference {
+        mel: tensor(&st, "mel"),
+        encoder: tensor(&st, "encoder_output"),
+        tokens: tokens.iter().map(|&t| t as u32).collect(),
+        logits: tensor(&st, "logits_all"),
+        margins: tensor(&st, "margins"),
+    }
+}
 
-    let mut s = Session::new(&model, SessionOptions { steps_per_submit: 1, ..Default::default() }).unwrap();
-    s.encode(&[&mel]).unwrap();
-    let enc_ref: Vec<f32> = tensor(&st, "encoder_output");
-    let (d, _) = max_abs_diff(&enc_ref, &s.encoder_output(0).unwrap());
-    eprintln!("encoder max |diff| {d:e}");
+fn model() -> Option<Model> {
+    let ck = Checkpoint::load(&shared("models/amt-random")).unwrap();
+    let backend: Box<dyn Backend + Send> = Box::new(gpu()?);
+    Some(Model::new(backend, ck.dims, ck.generation, &ck.weights, WeightDtype::Auto).unwrap())
+}
 
-    // Teacher forcing: the whole reference sequence as the prompt.
-    s.start(&[RowPrompt { tokens: tokens.clone(), ..Default::default() }]).unwrap();
-    s.step(2).unwrap();
+/// Teacher forcing: the whole reference sequence is the prompt, so every step feeds the
+/// reference token; returns the largest logit difference over the 700 steps.
+fn teacher_forced_max_diff(s: &mut Session, r: &Reference, v: usize) -> (f32, usize) {
+    s.start(&[RowPrompt { tokens: r.tokens.clone(), ..Default::default() }]).unwrap();
+    s.step(2).unwrap(); // positions 0 and 1 predict prompt tokens
     let mut worst = (0f32, 0usize);
     for step in 0..700 {
-        s.step(1).unwrap();
+        s.step(1).unwrap(); // feeds position 2 + step
         let l = &s.logits().unwrap()[0];
-        let (d, _) = max_abs_diff(&logits_all[step * v..(step + 1) * v], l);
+        let (d, _) = max_abs_diff(&r.logits[step * v..(step + 1) * v], l);
         if d > worst.0 {
             worst = (d, step);
         }
     }
-    eprintln!("teacher-forced logits: max |diff| {:e} at step {}", worst.0, worst.1);
+    worst
+}
 
-    // Free running from the 3-token prompt.
-    s.start(&[RowPrompt { tokens: tokens[..3].to_vec(), max_new_tokens: Some(700), ..Default::default() }]).unwrap();
+fn free_running(s: &mut Session, r: &Reference) -> Vec<u32> {
+    s.start(&[RowPrompt { tokens: r.tokens[..3].to_vec(), max_new_tokens: Some(700), ..Default::default() }]).unwrap();
     s.run_to_end().unwrap();
-    let got = &s.results().unwrap()[0].tokens;
-    let first_diff = got.iter().zip(&tokens).position(|(a, b)| a != b);
+    s.results().unwrap().remove(0).tokens
+}
+
+fn agreeing_steps(got: &[u32], want: &[u32]) -> usize {
+    got[3..].iter().zip(&want[3..]).take_while(|(a, b)| a == b).count()
+}
+
+#[test]
+fn amt_random_with_f32_kv_cache() {
+    let Some(model) = model() else { return };
+    let r = reference();
+    let opts = SessionOptions { steps_per_submit: 1, kv: Elem::F32, ..Default::default() };
+    let mut s = Session::new(&model, opts).unwrap();
+    s.encode(&[&r.mel]).unwrap();
+    assert_close("encoder output", &r.encoder, &s.encoder_output(0).unwrap(), 1e-4);
+    let (d, at) = teacher_forced_max_diff(&mut s, &r, model.dims.n_vocab);
+    eprintln!("f32 KV: teacher-forced logits max |diff| {d:e} at step {at}");
+    assert!(d < 2e-3, "teacher-forced logits differ by {d} at step {at}");
+    let tokens = free_running(&mut s, &r);
+    let n = agreeing_steps(&tokens, &r.tokens);
+    eprintln!("f32 KV: free-running greedy agrees for {n} of 700 steps");
+    assert!(n >= 150, "free running diverged at step {n} (reference margin there {})", r.margins[n.min(699)]);
+}
+
+#[test]
+fn amt_random_with_f16_kv_cache_and_any_steps_per_submit() {
+    let Some(model) = model() else { return };
+    let r = reference();
+    let mut s = Session::new(&model, SessionOptions { steps_per_submit: 1, ..Default::default() }).unwrap();
+    s.encode(&[&r.mel]).unwrap();
+    let (d, at) = teacher_forced_max_diff(&mut s, &r, model.dims.n_vocab);
+    eprintln!("f16 KV: teacher-forced logits max |diff| {d:e} at step {at}");
+    assert!(d < 1e-1, "teacher-forced logits differ by {d} at step {at}");
+    let mut runs = Vec::new();
+    for k in [1usize, 4, 16] {
+        let mut s = Session::new(&model, SessionOptions { steps_per_submit: k, ..Default::default() }).unwrap();
+        s.encode(&[&r.mel]).unwrap();
+        runs.push(free_running(&mut s, &r));
+    }
+    assert_eq!(runs[0], runs[1], "4 steps per submission changed the tokens");
+    assert_eq!(runs[0], runs[2], "16 steps per submission changed the tokens");
+    let n = agreeing_steps(&runs[0], &r.tokens);
     eprintln!(
-        "free-running: first differing token index {first_diff:?} (margin there {:?})",
-        first_diff.map(|i| margins[i - 3])
+        "f16 KV: free-running greedy agrees for {n} of 700 steps (margin at the first difference {:?})",
+        r.margins.get(n)
     );
+    assert!(n >= 150, "free running diverged at step {n}");
 }

@@ -281,12 +281,13 @@ fn embed_from_state_across_chunks() {
     assert!(a.iter().all(|v| *v != 0.0), "some row was not written");
 }
 
-fn attend_case(t: &mut Twin, rng: &mut Rng, fixed: Option<usize>, full: bool, positions: &[u32]) {
+fn attend_case(t: &mut Twin, rng: &mut Rng, fixed: Option<usize>, full: bool, kv: Elem, positions: &[u32]) {
     let (heads, hd, cap) = (3usize, 64usize, 1040usize);
     let rows = positions.len();
     let q = t.f32(&rng.vec(rows * heads * hd + 4, 1.0));
-    let kt = t.f16(&rng.vec(rows * heads * hd * cap, 1.0));
-    let vt = t.f16(&rng.vec(rows * heads * hd * cap, 1.0));
+    let cache = |t: &mut Twin, v: &[f32]| if kv == Elem::F16 { t.f16(v) } else { t.f32(v) };
+    let kt = cache(t, &rng.vec(rows * heads * hd * cap, 1.0));
+    let vt = cache(t, &rng.vec(rows * heads * hd * cap, 1.0));
     let mut state = vec![0u32; rows * STATE_WORDS];
     for (r, &p) in positions.iter().enumerate() {
         state[r * STATE_WORDS + state::POS] = p;
@@ -305,6 +306,7 @@ fn attend_case(t: &mut Twin, rng: &mut Rng, fixed: Option<usize>, full: bool, po
         q_row: heads * hd,
         k_t: kt,
         v_t: vt,
+        kv,
         partials: BufId(0),
         out,
         out_base: 0,
@@ -317,7 +319,7 @@ fn attend_case(t: &mut Twin, rng: &mut Rng, fixed: Option<usize>, full: bool, po
     t.run(&[Op::Attend(op)], 1);
     let (a, b) = t.read_f32(out, rows * heads * hd);
     // Softmax-weighted means of values in [-1, 1]: errors well below 1e-5.
-    assert_close(&format!("attend fixed={fixed:?} full={full} positions={positions:?}"), &a, &b, 2e-5);
+    assert_close(&format!("attend fixed={fixed:?} full={full} {kv:?} positions={positions:?}"), &a, &b, 2e-5);
 }
 
 #[test]
@@ -325,9 +327,11 @@ fn attend_reads_valid_prefix_with_split_chunks() {
     let Some(mut t) = Twin::new() else { return };
     let mut rng = Rng::new(8);
     // Row 0 spans both 1024-key chunks; row 1 sits in the first; row 2 has a single key.
-    attend_case(&mut t, &mut rng, None, false, &[1030, 5, 0]);
-    attend_case(&mut t, &mut rng, Some(1037), false, &[0, 0]);
-    attend_case(&mut t, &mut rng, None, true, &[700, 1039]);
+    attend_case(&mut t, &mut rng, None, false, Elem::F16, &[1030, 5, 0]);
+    attend_case(&mut t, &mut rng, Some(1037), false, Elem::F16, &[0, 0]);
+    attend_case(&mut t, &mut rng, None, true, Elem::F16, &[700, 1039]);
+    attend_case(&mut t, &mut rng, None, false, Elem::F32, &[1030, 17]);
+    attend_case(&mut t, &mut rng, Some(1037), true, Elem::F32, &[3]);
 }
 
 #[test]
@@ -462,7 +466,15 @@ fn select_timestamp_rules_and_sampling_over_steps() {
     let mut logits = Vec::new();
     for r in 0..rows {
         for tok in 0..vocab {
-            let base = if tok >= ts_begin as usize { if r % 4 == 0 { 1.5 } else { -1.0 } } else { 0.0 };
+            let base = if tok >= ts_begin as usize {
+                if r % 4 == 0 {
+                    1.5
+                } else {
+                    -1.0
+                }
+            } else {
+                0.0
+            };
             logits.push(base + rng.uniform() * 3.0);
         }
     }

@@ -40,7 +40,8 @@ fn request(mel: &[f32], timestamps: bool) -> WindowRequest<'_> {
 fn jfk_and_espeak_tokens_text_and_timestamps_match_reference() {
     let Some((model, tok)) = tiny_en() else { return };
     let jfk_ref: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(shared("reference/tiny.en-jfk/reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(shared("reference/tiny.en-jfk/reference.json")).unwrap())
+            .unwrap();
     let espeak_ref: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(shared("reference/espeak_sentence.json")).unwrap()).unwrap();
     let ts_ref: serde_json::Value =

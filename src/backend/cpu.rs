@@ -159,6 +159,13 @@ impl CpuBackend {
         }
     }
 
+    fn cache_at(&self, buf: BufId, elem: Elem, i: usize) -> f32 {
+        match elem {
+            Elem::F16 => self.f16_at(buf, i),
+            _ => self.f32_at(buf, i),
+        }
+    }
+
     fn attend(&mut self, op: &Attend) {
         for r in 0..op.rows {
             if self.row_done(Some(op.state), r) {
@@ -172,7 +179,7 @@ impl CpuBackend {
                     .map(|j| {
                         let mut s = 0f32;
                         for d in 0..op.head_dim {
-                            s += self.f32_at(op.q, q0 + d) * self.f16_at(op.k_t, head + d * op.cap + j);
+                            s += self.f32_at(op.q, q0 + d) * self.cache_at(op.k_t, op.kv, head + d * op.cap + j);
                         }
                         s * op.scale
                     })
@@ -183,7 +190,7 @@ impl CpuBackend {
                 for d in 0..op.head_dim {
                     let mut acc = 0f32;
                     for (j, p) in e.iter().enumerate() {
-                        acc += p * self.f16_at(op.v_t, head + d * op.cap + j);
+                        acc += p * self.cache_at(op.v_t, op.kv, head + d * op.cap + j);
                     }
                     self.set_f32(op.out, op.out_base + r * op.out_row + h * op.head_dim + d, acc / l);
                 }
@@ -319,7 +326,8 @@ fn choose(logits: &[f32], allowed: &[bool], rules: &Rules, sampling: Option<(f32
         }
         m + vals.iter().map(|v| (v - m).exp()).sum::<f32>().ln()
     };
-    let text_max = (0..ts_begin.min(logits.len())).filter(|&t| allowed[t]).map(|t| logits[t]).fold(f32::NEG_INFINITY, f32::max);
+    let text_max =
+        (0..ts_begin.min(logits.len())).filter(|&t| allowed[t]).map(|t| logits[t]).fold(f32::NEG_INFINITY, f32::max);
     let ts_mass = lse(ts_begin.min(logits.len())..logits.len());
     let force_ts = rules.timestamps && ts_mass > text_max && ts_mass > f32::NEG_INFINITY;
     let score = |t: usize| match sampling {

@@ -3,7 +3,7 @@
 //! step state (and the history at the end).
 use crate::backend::Backend;
 use crate::config::GenerationConfig;
-use crate::graph::{state, STATE_WORDS};
+use crate::graph::{state, Elem, STATE_WORDS};
 use crate::model::decoder::{DecoderPlans, DecoderShape};
 use crate::model::encoder::EncoderPlan;
 use crate::model::Model;
@@ -20,11 +20,13 @@ pub struct SessionOptions {
     pub steps_per_submit: usize,
     /// Benchmark only: attention over the whole capacity with a mask.
     pub full_capacity_attention: bool,
+    /// Element type of the KV caches: F16 (default) or F32.
+    pub kv: Elem,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { rows: 1, capacity: None, steps_per_submit: 8, full_capacity_attention: false }
+        SessionOptions { rows: 1, capacity: None, steps_per_submit: 8, full_capacity_attention: false, kv: Elem::F16 }
     }
 }
 
@@ -80,19 +82,24 @@ impl<'m> Session<'m> {
         }
         let mut shape = DecoderShape::new(&model.dims, options.rows, options.capacity)?;
         shape.full_capacity_attention = options.full_capacity_attention;
+        if options.kv == Elem::U32 {
+            return Err(Error::InvalidArgument("the KV cache holds f16 or f32".into()));
+        }
+        shape.kv = options.kv;
         let mut guard = model.backend();
         let b: &mut dyn Backend = guard.as_mut();
         let encoder = EncoderPlan::build(b, &model.dims, &model.weights, options.rows)?;
-        let decoder = match DecoderPlans::build(b, &model.dims, &model.generation, &model.weights, shape, encoder.output) {
-            Ok(d) => d,
-            Err(e) => {
-                for &id in &encoder.buffers {
-                    b.free_buffer(id);
+        let decoder =
+            match DecoderPlans::build(b, &model.dims, &model.generation, &model.weights, shape, encoder.output) {
+                Ok(d) => d,
+                Err(e) => {
+                    for &id in &encoder.buffers {
+                        b.free_buffer(id);
+                    }
+                    b.free_plan(encoder.plan);
+                    return Err(e);
                 }
-                b.free_plan(encoder.plan);
-                return Err(e);
-            }
-        };
+            };
         drop(guard);
         Ok(Session { model, options, encoder, decoder, prompts: Vec::new(), steps_run: 0 })
     }
@@ -197,8 +204,8 @@ impl<'m> Session<'m> {
             if !p.temperature.is_finite() || p.temperature < 0.0 {
                 return Err(Error::InvalidArgument(format!("temperature {} must be finite and >= 0", p.temperature)));
             }
-            s[state::FLAGS] = (if p.timestamps { state::FLAG_TIMESTAMPS } else { 0 })
-                | (if sample { state::FLAG_SAMPLE } else { 0 });
+            s[state::FLAGS] =
+                (if p.timestamps { state::FLAG_TIMESTAMPS } else { 0 }) | (if sample { state::FLAG_SAMPLE } else { 0 });
             s[state::TEMPERATURE] = p.temperature.to_bits();
             s[state::SEED] = p.seed;
             s[state::MAX_INITIAL_TS] = p.max_initial_timestamp_index.unwrap_or(state::NONE);

@@ -24,6 +24,9 @@ pub struct DecoderShape {
     pub max_len: usize,
     /// Benchmark only: attend over the whole capacity with a mask.
     pub full_capacity_attention: bool,
+    /// Element type of the KV caches (self and cross): F16 halves attention's memory traffic,
+    /// F32 keeps the reference's precision.
+    pub kv: Elem,
 }
 
 impl DecoderShape {
@@ -39,6 +42,7 @@ impl DecoderShape {
             cap: cap.next_multiple_of(16),
             max_len: cap.min(dims.n_text_ctx),
             full_capacity_attention: false,
+            kv: Elem::F16,
         })
     }
 }
@@ -96,11 +100,11 @@ impl DecoderPlans {
         let mut self_kv = Vec::new();
         let mut cross_kv = Vec::new();
         for l in 0..dims.n_text_layer {
-            let k = alloc(backend, &format!("decoder.{l}.self_k"), Elem::F16, rows * d * cap)?;
-            let vv = alloc(backend, &format!("decoder.{l}.self_v"), Elem::F16, rows * d * cap)?;
+            let k = alloc(backend, &format!("decoder.{l}.self_k"), shape.kv, rows * d * cap)?;
+            let vv = alloc(backend, &format!("decoder.{l}.self_v"), shape.kv, rows * d * cap)?;
             self_kv.push((k, vv));
-            let k = alloc(backend, &format!("decoder.{l}.cross_k"), Elem::F16, rows * d * t_pad)?;
-            let vv = alloc(backend, &format!("decoder.{l}.cross_v"), Elem::F16, rows * d * t_pad)?;
+            let k = alloc(backend, &format!("decoder.{l}.cross_k"), shape.kv, rows * d * t_pad)?;
+            let vv = alloc(backend, &format!("decoder.{l}.cross_v"), shape.kv, rows * d * t_pad)?;
             cross_kv.push((k, vv));
         }
         let attend = |k_t, v_t, cap, fixed_len: Option<usize>, max_len, partials| Attend {
@@ -115,6 +119,7 @@ impl DecoderPlans {
             q_row: d,
             k_t,
             v_t,
+            kv: shape.kv,
             partials,
             out: attn,
             out_base: 0,
@@ -136,7 +141,7 @@ impl DecoderPlans {
                 let tr = |buf, end| OutSegment {
                     end,
                     buf,
-                    elem: Elem::F16,
+                    elem: shape.kv,
                     base: r * d * t_pad,
                     row: 1,
                     col: t_pad,
@@ -168,7 +173,7 @@ impl DecoderPlans {
             let cache = |end, buf| OutSegment {
                 end,
                 buf,
-                elem: Elem::F16,
+                elem: shape.kv,
                 base: 0,
                 row: d * cap,
                 col: cap,

@@ -52,7 +52,12 @@ impl<'m> GpuWindowDecoder<'m> {
         if g.is_multilingual {
             let lang = match r.language {
                 Some(l) => l,
-                None => g.lang_to_id.iter().find(|(k, _)| k == "<|en|>").map(|&(_, id)| id).ok_or_else(|| missing("<|en|>"))?,
+                None => g
+                    .lang_to_id
+                    .iter()
+                    .find(|(k, _)| k == "<|en|>")
+                    .map(|&(_, id)| id)
+                    .ok_or_else(|| missing("<|en|>"))?,
             };
             tokens.push(lang);
             tokens.push(match r.task {

@@ -470,8 +470,11 @@ impl Ctx<'_> {
             return Err(bad("query offsets must be multiples of 4".into()));
         }
         let kv_row = o.heads * o.head_dim * o.cap;
-        self.check_span(o.k_t, Elem::F16, o.rows * kv_row - 1, "attention keys")?;
-        self.check_span(o.v_t, Elem::F16, o.rows * kv_row - 1, "attention values")?;
+        if o.kv == Elem::U32 {
+            return Err(bad("attention caches hold f16 or f32".into()));
+        }
+        self.check_span(o.k_t, o.kv, o.rows * kv_row - 1, "attention keys")?;
+        self.check_span(o.v_t, o.kv, o.rows * kv_row - 1, "attention values")?;
         self.check_span(o.q, Elem::F32, o.q_base + (o.rows - 1) * o.q_row + o.heads * o.head_dim - 1, "attention q")?;
         self.check_span(
             o.out,
@@ -497,8 +500,12 @@ impl Ctx<'_> {
             _pad: 0,
         };
         u32_of(o.rows * kv_row, "cache size")?;
-        let constants =
-            vec![("USE_STATE", 1.0), ("FULL", o.full_capacity as u8 as f64), ("STATE_WORDS", STATE_WORDS as f64)];
+        let constants = vec![
+            ("USE_STATE", 1.0),
+            ("FULL", o.full_capacity as u8 as f64),
+            ("KV_F16", (o.kv == Elem::F16) as u8 as f64),
+            ("STATE_WORDS", STATE_WORDS as f64),
+        ];
         let binds = || {
             vec![
                 Bind::Buf(o.q),
