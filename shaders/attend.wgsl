@@ -1,8 +1,10 @@
 // Decode attention for one query per row against a key/value cache, reading only the valid
 // prefix [0, n_valid) of the cache: n_valid is the row's step position + 1 (self-attention,
 // read from the step state) or a fixed length (cross-attention over the encoder output).
-// The keys are split into chunks of CHUNK; each workgroup handles one (chunk, head, row) and
+// The keys are split into chunks of 64 * KEYS_PER_LANE; each workgroup handles one (chunk, head,
+// row) and
 // writes a partial softmax (max, sum, weighted values); `merge` combines the chunks (split-K).
+// A single-chunk grid (SINGLE) writes the output directly and needs no merge.
 // Chunks past n_valid return at once, so a step's cost follows n_valid, not the capacity.
 //
 // Caches are transposed per head: kt[row][head][d][cap] and vt likewise (cap % 16 == 0), in
@@ -17,7 +19,8 @@
 //   4 state     storage  array<u32>        STATE_WORDS per row
 //   5 partials  storage  array<f32>        [rows][heads][n_chunks][head_dim + 2]
 //   6 out       storage  array<f32>        row r, head h, dim d at out_base + r*out_row + h*head_dim + d
-// Dispatch: partial (n_chunks, heads, rows), merge (heads, rows, 1); workgroup (64, 1, 1).
+// Dispatch: partial (n_chunks, heads, rows), merge (heads, rows, 1) unless SINGLE; workgroup
+// (64, 1, 1).
 // FULL (benchmark only) reads the whole capacity and masks positions >= n_valid, as a static
 // cache with a mask does in PyTorch.
 
@@ -41,11 +44,14 @@ override KV_F16: bool = true;
 override STATE_WORDS: u32 = 16u;
 const STATE_POS: u32 = 1u;
 const STATE_DONE: u32 = 2u;
+// Keys per invocation, 16 or 32: a chunk is LANES * KEYS_PER_LANE keys.
+override KEYS_PER_LANE: u32 = 16u;
+// The grid has one chunk: `partial` writes the normalised output and `merge` is not run.
+override SINGLE: bool = false;
 const LANES: u32 = 64u;
-const KEYS_PER_LANE: u32 = 16u;
-const CHUNK: u32 = 1024u; // LANES * KEYS_PER_LANE
+const MAX_KEYS_PER_LANE: u32 = 32u;
 
-var<workgroup> probs: array<vec4<f32>, 256>; // CHUNK / 4
+var<workgroup> probs: array<vec4<f32>, 512>; // LANES * MAX_KEYS_PER_LANE / 4
 var<workgroup> red_max: array<f32, 64>;
 var<workgroup> red_sum: array<f32, 64>;
 
@@ -96,20 +102,23 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     if (row_done(r)) { return; }
     let n_valid = valid_len(r);
     let span = select(n_valid, p.cap, FULL);
-    let start = c * CHUNK;
+    let chunk = LANES * KEYS_PER_LANE;
+    let start = c * chunk;
     if (start >= span) { return; }
-    let end = min(start + CHUNK, span);
+    let end = min(start + chunk, span);
 
-    // Phase 1: scores of this lane's 16 keys.
+    // Phase 1: scores of this lane's keys, in groups of 16 neighbours.
     let hd4 = p.head_dim / 4u;
     let qi = (p.q_base + r * p.q_row + h * p.head_dim) / 4u;
     let head_base = r * p.kv_row + h * p.head_dim * p.cap; // in cache elements
     let j0 = start + lane * KEYS_PER_LANE;
-    var s: array<f32, 16>;
-    if (j0 < end) {
+    var s: array<f32, MAX_KEYS_PER_LANE>;
+    for (var g = 0u; g < KEYS_PER_LANE / 16u; g++) {
+        let jg = j0 + 16u * g;
+        if (jg >= end) { break; }
         var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0);
         var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
-        var ke = head_base + j0;
+        var ke = head_base + jg;
         for (var d4 = 0u; d4 < hd4; d4++) {
             let qv = q[qi + d4];
             for (var dd = 0u; dd < 4u; dd++) {
@@ -121,11 +130,12 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
             }
         }
         for (var i = 0u; i < 4u; i++) {
-            s[i] = acc0[i]; s[4u + i] = acc1[i]; s[8u + i] = acc2[i]; s[12u + i] = acc3[i];
+            s[16u * g + i] = acc0[i]; s[16u * g + 4u + i] = acc1[i];
+            s[16u * g + 8u + i] = acc2[i]; s[16u * g + 12u + i] = acc3[i];
         }
     }
     var lane_max = -3.0e38;
-    for (var i = 0u; i < 16u; i++) {
+    for (var i = 0u; i < KEYS_PER_LANE; i++) {
         let j = j0 + i;
         if (j < end && j < n_valid) {
             s[i] *= p.scale;
@@ -137,19 +147,20 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     var m = -3.0e38;
     for (var i = 0u; i < LANES; i++) { m = max(m, red_max[i]); }
     var lane_sum = 0.0;
-    var pr: array<f32, 16>;
-    for (var i = 0u; i < 16u; i++) {
+    for (var i = 0u; i < KEYS_PER_LANE; i++) {
         let j = j0 + i;
         var e = 0.0;
         if (j < end && j < n_valid) { e = exp(s[i] - m); }
-        pr[i] = e;
+        s[i] = e;
         lane_sum += e;
     }
-    for (var i = 0u; i < 4u; i++) {
-        probs[lane * 4u + i] = vec4<f32>(pr[4u * i], pr[4u * i + 1u], pr[4u * i + 2u], pr[4u * i + 3u]);
+    for (var i = 0u; i < KEYS_PER_LANE / 4u; i++) {
+        probs[lane * (KEYS_PER_LANE / 4u) + i] = vec4<f32>(s[4u * i], s[4u * i + 1u], s[4u * i + 2u], s[4u * i + 3u]);
     }
     red_sum[lane] = lane_sum;
     workgroupBarrier();
+    var l = 0.0;
+    for (var i = 0u; i < LANES; i++) { l += red_sum[i]; }
 
     // Phase 2: weighted values, one invocation per head dimension.
     let pbase = ((r * p.heads + h) * p.n_chunks + c) * (p.head_dim + 2u);
@@ -161,11 +172,14 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
             let v = load8(1u, ve + 8u * i);
             acc += v[0] * probs[2u * i] + v[1] * probs[2u * i + 1u];
         }
-        partials[pbase + d] = acc.x + acc.y + acc.z + acc.w;
+        let total = acc.x + acc.y + acc.z + acc.w;
+        if (SINGLE) {
+            out[p.out_base + r * p.out_row + h * p.head_dim + d] = total / l;
+        } else {
+            partials[pbase + d] = total;
+        }
     }
-    if (lane == 0u) {
-        var l = 0.0;
-        for (var i = 0u; i < LANES; i++) { l += red_sum[i]; }
+    if (lane == 0u && !SINGLE) {
         partials[pbase + p.head_dim] = m;
         partials[pbase + p.head_dim + 1u] = l;
     }
@@ -177,7 +191,8 @@ fn merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
     let r = wid.y;
     if (row_done(r)) { return; }
     let span = select(valid_len(r), p.cap, FULL);
-    let nc = (span + CHUNK - 1u) / CHUNK;
+    let chunk = LANES * KEYS_PER_LANE;
+    let nc = (span + chunk - 1u) / chunk;
     let stride = p.head_dim + 2u;
     let base = (r * p.heads + h) * p.n_chunks * stride;
     var mx = -3.0e38;

@@ -206,13 +206,26 @@ pub struct Attend {
     pub full_capacity: bool,
 }
 
-/// Keys per attention chunk (one workgroup); see `shaders/attend.wgsl`.
-pub const ATTEND_CHUNK: usize = 1024;
-
 impl Attend {
+    /// Keys the grid must cover.
+    fn span(&self) -> usize {
+        if self.full_capacity {
+            self.cap
+        } else {
+            self.max_len
+        }
+    }
+    /// Keys per invocation (see `shaders/attend.wgsl`): one chunk of up to 2048 keys when that
+    /// covers everything (no merge pass), else chunks of 1024 split across workgroups.
+    pub fn keys_per_lane(&self) -> usize {
+        if self.span() > 1024 && self.span() <= 2048 {
+            32
+        } else {
+            16
+        }
+    }
     pub fn n_chunks(&self) -> usize {
-        let span = if self.full_capacity { self.cap } else { self.max_len };
-        span.div_ceil(ATTEND_CHUNK)
+        self.span().div_ceil(64 * self.keys_per_lane())
     }
     pub fn partials_len(&self) -> usize {
         self.rows * self.heads * self.n_chunks() * (self.head_dim + 2)

@@ -43,7 +43,8 @@ fn encoder_logits_and_tokens_match_reference() {
         let (d, i) = max_abs_diff(&f32s(&st, "encoder_output"), &s.encoder_output(0).unwrap());
         assert!(d < 2e-4, "encoder output differs by {d:e} at {i}");
         // Raw logits, so no suppression rules; the prompt is fed one token per step.
-        let prompt = RowPrompt { tokens: vec![g.sot.unwrap(), g.no_timestamps.unwrap()], eot: g.eot, ..Default::default() };
+        let prompt =
+            RowPrompt { tokens: vec![g.sot.unwrap(), g.no_timestamps.unwrap()], eot: g.eot, ..Default::default() };
         s.start(&[prompt]).unwrap();
         s.step(1).unwrap(); // feeds <|startoftranscript|>
         for i in 0..5 {

@@ -18,14 +18,8 @@ pub struct Counters {
     pub bind_groups: u64,
     pub pipelines: u64,
     pub plans: u64,
-    /// Name-keyed lookups (pipeline cache probes) made while running plans.
-    pub hot_lookups: u64,
-}
-
-impl Counters {
-    pub fn total(&self) -> u64 {
-        self.buffers + self.bind_groups + self.pipelines + self.plans + self.hot_lookups
-    }
+    /// Keyed lookups (pipeline-cache probes); only compiling a plan makes them.
+    pub lookups: u64,
 }
 
 pub trait Backend {

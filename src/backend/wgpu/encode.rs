@@ -200,6 +200,14 @@ impl Ctx<'_> {
             Op::Attend(o) => self.attend(o),
             Op::SelectToken(o) => self.select(o).map(|d| vec![d]),
         }
+        .map(|mut ds| {
+            for d in &mut ds {
+                if d.label == "main" {
+                    d.label = op.kind().to_string();
+                }
+            }
+            ds
+        })
     }
 
     fn matmul(&mut self, o: &Matmul) -> Result<Dispatch> {
@@ -504,6 +512,8 @@ impl Ctx<'_> {
             ("USE_STATE", 1.0),
             ("FULL", o.full_capacity as u8 as f64),
             ("KV_F16", (o.kv == Elem::F16) as u8 as f64),
+            ("KEYS_PER_LANE", o.keys_per_lane() as f64),
+            ("SINGLE", (n_chunks == 1) as u8 as f64),
             ("STATE_WORDS", STATE_WORDS as f64),
         ];
         let binds = || {
@@ -519,7 +529,8 @@ impl Ctx<'_> {
         let bytes = bytemuck::bytes_of(&params);
         let rows = u32_of(o.rows, "rows")?;
         let heads = params.heads;
-        let partial = self.dispatch(
+        let what = if o.fixed_len.is_some() { "cross" } else { "self" };
+        let mut partial = self.dispatch(
             Kernel::Attend,
             "partial",
             constants.clone(),
@@ -527,7 +538,12 @@ impl Ctx<'_> {
             binds(),
             [n_chunks as u32, heads, rows],
         )?;
-        let merge = self.dispatch(Kernel::Attend, "merge", constants, bytes, binds(), [heads, rows, 1])?;
+        partial.label = format!("attend {what} partial");
+        if n_chunks == 1 {
+            return Ok(vec![partial]);
+        }
+        let mut merge = self.dispatch(Kernel::Attend, "merge", constants, bytes, binds(), [heads, rows, 1])?;
+        merge.label = format!("attend {what} merge");
         Ok(vec![partial, merge])
     }
 

@@ -85,6 +85,8 @@ pub struct Kernels {
     layouts: HashMap<Kernel, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
     pipelines: Vec<(PipelineKey, Arc<wgpu::ComputePipeline>)>,
     pub pipelines_created: u64,
+    /// Pipeline-cache probes (only plan compilation should make them).
+    pub lookups: u64,
 }
 
 impl Kernels {
@@ -133,7 +135,7 @@ impl Kernels {
             modules.insert(k, module);
             layouts.insert(k, (bgl, pl));
         }
-        Ok(Kernels { modules, layouts, pipelines: Vec::new(), pipelines_created: 0 })
+        Ok(Kernels { modules, layouts, pipelines: Vec::new(), pipelines_created: 0, lookups: 0 })
     }
 
     pub fn bind_group_layout(&self, k: Kernel) -> &wgpu::BindGroupLayout {
@@ -148,6 +150,7 @@ impl Kernels {
         entry: &'static str,
         constants: Vec<(&'static str, f64)>,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
+        self.lookups += 1;
         let key = PipelineKey { kernel, entry, constants };
         if let Some((_, p)) = self.pipelines.iter().find(|(k, _)| *k == key) {
             return Ok(p.clone());

@@ -12,7 +12,6 @@ pub use device::{list_adapters, AdapterChoice, AdapterSummary, GpuDevice};
 use encode::Dispatch;
 use kernels::Kernels;
 pub use kernels::ShaderChecks;
-use std::collections::HashMap;
 
 pub(crate) struct DeviceBuffer {
     buffer: wgpu::Buffer,
@@ -35,7 +34,8 @@ pub struct WgpuBackend {
     kernels: Kernels,
     buffers: Vec<Option<DeviceBuffer>>,
     plans: Vec<Vec<Dispatch>>,
-    staging: HashMap<BufId, wgpu::Buffer>,
+    /// Readback buffers indexed by the buffer they read, made on first read.
+    staging: Vec<Option<wgpu::Buffer>>,
     /// Small buffers bound to the slots an op leaves unused.
     dummy_read: wgpu::Buffer,
     dummy_rw: wgpu::Buffer,
@@ -64,7 +64,7 @@ impl WgpuBackend {
             kernels,
             buffers: Vec::new(),
             plans: Vec::new(),
-            staging: HashMap::new(),
+            staging: Vec::new(),
             dummy_read,
             dummy_rw,
             counters: Counters::default(),
@@ -201,7 +201,11 @@ impl Backend for WgpuBackend {
         if len_bytes == 0 {
             return Ok(Vec::new());
         }
-        if !self.staging.contains_key(&buf) {
+        let slot = buf.0 as usize;
+        if self.staging.len() <= slot {
+            self.staging.resize_with(slot + 1, || None);
+        }
+        if self.staging[slot].is_none() {
             // One staging buffer per source buffer, made on its first read and reused after.
             let staging = self.gpu.scoped("allocating a readback buffer", || {
                 self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -212,10 +216,10 @@ impl Backend for WgpuBackend {
                 })
             })?;
             self.counters.buffers += 1;
-            self.staging.insert(buf, staging);
+            self.staging[slot] = Some(staging);
         }
         let src = &self.get(buf)?.buffer;
-        let staging = &self.staging[&buf];
+        let staging = self.staging[slot].as_ref().expect("made above");
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(src, offset_bytes as u64, staging, 0, len_bytes as u64);
         self.gpu.queue.submit([enc.finish()]);
@@ -280,7 +284,9 @@ impl Backend for WgpuBackend {
                 b.buffer.destroy();
             }
         }
-        self.staging.remove(&id);
+        if let Some(s) = self.staging.get_mut(id.0 as usize) {
+            *s = None;
+        }
     }
 
     fn free_plan(&mut self, plan: PlanId) {
@@ -292,6 +298,7 @@ impl Backend for WgpuBackend {
     fn counters(&self) -> Counters {
         let mut c = self.counters;
         c.pipelines = self.kernels.pipelines_created;
+        c.lookups = self.kernels.lookups;
         c
     }
 
