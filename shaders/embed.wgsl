@@ -7,13 +7,14 @@
 //
 // Bindings (group 0):
 //   0 params      uniform  Params
-//   1 table       storage  array<u32>  this chunk of the packed embedding: f16 pairs or f32 bits
+//   1 table       storage  array<u32>  this chunk of the packed embedding (f32 bits, f16 pairs, or
+//                                      int8 k-pairs then per-column f32 scales from scale_base)
 //   2 positional  storage  array<f32>  [n_ctx][dim]
 //   3 state       storage  array<u32>  STATE_WORDS per row
 //   4 y           storage  array<f32>  [rows][dim]
 // Dispatch: (ceil(dim / WG), rows, 1); one invocation per element.
 
-struct Params { rows: u32, dim: u32, col_start: u32, cols: u32, row_words: u32, _p0: u32, _p1: u32, _p2: u32 }
+struct Params { rows: u32, dim: u32, col_start: u32, cols: u32, row_words: u32, scale_base: u32, _p1: u32, _p2: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> table: array<u32>;
@@ -22,7 +23,7 @@ struct Params { rows: u32, dim: u32, col_start: u32, cols: u32, row_words: u32, 
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
 override WG: u32 = 64u;
-override F16: bool = true;
+override FMT: u32 = 1u; // 0 f32, 1 f16, 2 int8 (as in matmul.wgsl)
 override STATE_WORDS: u32 = 16u;
 const STATE_TOKEN: u32 = 0u;
 const STATE_POS: u32 = 1u;
@@ -39,9 +40,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (tok < p.col_start || tok >= p.col_start + p.cols) { return; }
     let c = tok - p.col_start;
     var e: f32;
-    if (F16) {
+    if (FMT == 1u) {
         let w = table[d * p.row_words + c / 2u];
         e = unpack2x16float(w)[c % 2u];
+    } else if (FMT == 2u) {
+        // row_words counts the words of one k-row; a pair of k-rows interleaves its bytes.
+        let byte = (d / 2u) * 8u * p.row_words + 2u * c + d % 2u;
+        let q = extractBits(bitcast<i32>(table[byte / 4u]), (byte % 4u) * 8u, 8u);
+        e = f32(q) * bitcast<f32>(table[p.scale_base + c]);
     } else {
         e = bitcast<f32>(table[d * p.row_words + c]);
     }

@@ -2,13 +2,16 @@
 // GEMMs over overlapping input rows), and the encoder's attention products all run here.
 //
 //   y[zo][zi][m][n] = epilogue( sum_k x[zo][zi][m][k] * b[zo][zi][k][n] )
-//   epilogue: + bias[n], then GELU (exact, erf), then + add[zo][zi][m][n], then (+= y if ACCUM)
+//   epilogue: * scale[n] (int8), + bias[n], then GELU (exact, erf), then + add[zo][zi][m][n],
+//   then (+= y if ACCUM)
 //
 // Bindings (group 0):
 //   0 params  uniform  Params (below)
 //   1 x       storage  array<vec4<f32>>  rows of k contiguous values (k % 4 == 0)
-//   2 b       storage  array<vec4<u32>>  k-major: for each k a row of n columns, padded to 16;
-//                                        B_F16: two f16 per u32; else f32 bit patterns
+//   2 b       storage  array<vec4<u32>>  k-major: for each k a row of n columns, padded to 16,
+//                                        B_FMT 0: f32 bits; 1: two f16 per u32; 2: int8 with
+//                                        k-rows interleaved in pairs ([k/2][n][2] bytes), then
+//                                        one f32 scale per column from vec4 index scale_base4
 //   3 bias    storage  array<f32>        [bias_base + n] (read only when HAS_BIAS)
 //   4 add     storage  array<f32>        (read only when HAS_ADD)
 //   5 state   storage  array<u32>        decode step state, STATE_WORDS per row (when USE_STATE)
@@ -20,7 +23,8 @@
 //
 // Dispatch: (ceil(n / 16 / WG_X), ceil(m / ROWS / WG_Y), z_outer * z_inner); workgroup (WG_X, WG_Y, 1).
 // Each invocation computes ROWS rows x 16 columns: per k it reads 32 (f16) or 64 (f32)
-// contiguous bytes of b, neighbouring invocations reading neighbouring blocks.
+// contiguous bytes of b (int8: 32 bytes per pair of k), neighbouring invocations reading
+// neighbouring blocks.
 
 struct Seg {
     end: u32,     // one past the segment's last column
@@ -38,7 +42,7 @@ struct Params {
     x_base: u32, x_row: u32, x_outer: u32, x_inner: u32,       // in f32 elements
     b_base4: u32, b_k4: u32, b_outer4: u32, b_inner4: u32,     // in vec4<u32> units
     add_base: u32, add_row: u32, add_outer: u32, add_inner: u32,
-    bias_base: u32, _p0: u32, _p1: u32, _p2: u32,
+    bias_base: u32, scale_base4: u32, _p1: u32, _p2: u32,
     seg: array<Seg, 3>,
 }
 
@@ -55,7 +59,7 @@ struct Params {
 override WG_X: u32 = 64u;       // invocations along the column blocks
 override WG_Y: u32 = 1u;        // invocations along the row groups
 override ROWS: u32 = 1u;          // rows per invocation, 1..=MAX_ROWS
-override B_F16: bool = true;      // b holds packed f16 (else f32)
+override B_FMT: u32 = 1u;         // 0 f32, 1 f16, 2 int8 (see binding 2)
 override HAS_BIAS: bool = false;
 override GELU: bool = false;
 override HAS_ADD: bool = false;
@@ -71,7 +75,7 @@ const MAX_ROWS: u32 = 8u;
 
 fn load_b(i4: u32) -> array<vec4<f32>, 4> {
     var w: array<vec4<f32>, 4>;
-    if (B_F16) {
+    if (B_FMT == 1u) {
         let q0 = b[i4];
         let q1 = b[i4 + 1u];
         w[0] = vec4<f32>(unpack2x16float(q0.x), unpack2x16float(q0.y));
@@ -84,6 +88,23 @@ fn load_b(i4: u32) -> array<vec4<f32>, 4> {
         w[2] = bitcast<vec4<f32>>(b[i4 + 2u]);
         w[3] = bitcast<vec4<f32>>(b[i4 + 3u]);
     }
+    return w;
+}
+
+// Two interleaved k-rows of 16 int8 columns: [0..4] for the even k, [4..8] for the odd one.
+fn load_b_i8(i4: u32) -> array<vec4<f32>, 8> {
+    var w: array<vec4<f32>, 8>;
+    let q0 = bitcast<vec4<i32>>(b[i4]);
+    let q1 = bitcast<vec4<i32>>(b[i4 + 1u]);
+    // Word j holds (column 2j, even k), (2j, odd k), (2j+1, even k), (2j+1, odd k).
+    w[0] = vec4<f32>(vec4<i32>(extractBits(q0.x, 0u, 8u), extractBits(q0.x, 16u, 8u), extractBits(q0.y, 0u, 8u), extractBits(q0.y, 16u, 8u)));
+    w[1] = vec4<f32>(vec4<i32>(extractBits(q0.z, 0u, 8u), extractBits(q0.z, 16u, 8u), extractBits(q0.w, 0u, 8u), extractBits(q0.w, 16u, 8u)));
+    w[2] = vec4<f32>(vec4<i32>(extractBits(q1.x, 0u, 8u), extractBits(q1.x, 16u, 8u), extractBits(q1.y, 0u, 8u), extractBits(q1.y, 16u, 8u)));
+    w[3] = vec4<f32>(vec4<i32>(extractBits(q1.z, 0u, 8u), extractBits(q1.z, 16u, 8u), extractBits(q1.w, 0u, 8u), extractBits(q1.w, 16u, 8u)));
+    w[4] = vec4<f32>(vec4<i32>(extractBits(q0.x, 8u, 8u), extractBits(q0.x, 24u, 8u), extractBits(q0.y, 8u, 8u), extractBits(q0.y, 24u, 8u)));
+    w[5] = vec4<f32>(vec4<i32>(extractBits(q0.z, 8u, 8u), extractBits(q0.z, 24u, 8u), extractBits(q0.w, 8u, 8u), extractBits(q0.w, 24u, 8u)));
+    w[6] = vec4<f32>(vec4<i32>(extractBits(q1.x, 8u, 8u), extractBits(q1.x, 24u, 8u), extractBits(q1.y, 8u, 8u), extractBits(q1.y, 24u, 8u)));
+    w[7] = vec4<f32>(vec4<i32>(extractBits(q1.z, 8u, 8u), extractBits(q1.z, 24u, 8u), extractBits(q1.w, 8u, 8u), extractBits(q1.w, 24u, 8u)));
     return w;
 }
 
@@ -142,6 +163,10 @@ fn put(s: u32, idx: u32, v: f32) {
 fn finish4(m: u32, n: u32, zo: u32, zi: u32, s: u32, idx: u32, col: u32, acc: vec4<f32>) {
     if (n >= p.n) { return; }
     var v = acc;
+    if (B_FMT == 2u) {
+        // Columns are padded to 16, so the four scales always exist.
+        v *= bitcast<vec4<f32>>(b[p.scale_base4 + n / 4u]);
+    }
     if (HAS_BIAS) {
         let b = p.bias_base + n;
         v += vec4<f32>(bias[b], bias[min(b + 1u, b + p.n - n - 1u)], bias[min(b + 2u, b + p.n - n - 1u)],
@@ -181,22 +206,38 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         // Rows past m re-read row m-1; their results are never stored.
         xoff[r] = (x0 + min(row0 + r, p.m - 1u) * p.x_row) / 4u;
     }
-    let per_blk = select(4u, 2u, B_F16);
+    let per_blk = select(4u, 2u, B_FMT != 0u);
     var bi = p.b_base4 + zo * p.b_outer4 + zi * p.b_inner4 + blk * per_blk;
 
     var acc: array<array<vec4<f32>, 4>, MAX_ROWS>;
     for (var k4 = 0u; k4 < p.k / 4u; k4++) {
         var xv: array<vec4<f32>, MAX_ROWS>;
         for (var r = 0u; r < ROWS; r++) { xv[r] = x[xoff[r] + k4]; }
-        for (var kk = 0u; kk < 4u; kk++) {
-            let w = load_b(bi);
-            bi += p.b_k4;
-            for (var r = 0u; r < ROWS; r++) {
-                let s = xv[r][kk];
-                acc[r][0] += w[0] * s;
-                acc[r][1] += w[1] * s;
-                acc[r][2] += w[2] * s;
-                acc[r][3] += w[3] * s;
+        if (B_FMT == 2u) {
+            // b_k4 steps over a pair of k-rows.
+            for (var kp = 0u; kp < 2u; kp++) {
+                let w = load_b_i8(bi);
+                bi += p.b_k4;
+                for (var r = 0u; r < ROWS; r++) {
+                    let s0 = xv[r][2u * kp];
+                    let s1 = xv[r][2u * kp + 1u];
+                    acc[r][0] += w[0] * s0 + w[4] * s1;
+                    acc[r][1] += w[1] * s0 + w[5] * s1;
+                    acc[r][2] += w[2] * s0 + w[6] * s1;
+                    acc[r][3] += w[3] * s0 + w[7] * s1;
+                }
+            }
+        } else {
+            for (var kk = 0u; kk < 4u; kk++) {
+                let w = load_b(bi);
+                bi += p.b_k4;
+                for (var r = 0u; r < ROWS; r++) {
+                    let s = xv[r][kk];
+                    acc[r][0] += w[0] * s;
+                    acc[r][1] += w[1] * s;
+                    acc[r][2] += w[2] * s;
+                    acc[r][3] += w[3] * s;
+                }
             }
         }
     }

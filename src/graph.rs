@@ -61,6 +61,9 @@ pub mod state {
 pub enum BFormat {
     F32,
     F16,
+    /// Weight-only int8: k-rows interleaved in pairs (`[k/2][n_pad][2]` bytes), then one f32
+    /// scale per output column at word `scale_base` of the same buffer.
+    I8,
 }
 
 /// Element offsets for a batched row-major operand: `base + zo*outer + zi*inner + row*row_stride`.
@@ -80,7 +83,7 @@ impl Default for BufId {
 }
 
 /// The B operand: `k` rows of `n` columns (padded to 16), k-major.
-/// Offsets are in elements of the format (f16 or f32).
+/// Offsets are in elements of the format (f32, f16, or bytes for int8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BOperand {
     pub buf: BufId,
@@ -89,6 +92,8 @@ pub struct BOperand {
     pub k_stride: usize,
     pub outer: usize,
     pub inner: usize,
+    /// Int8 only: the word where the per-column scales start.
+    pub scale_base: usize,
 }
 
 /// One column range of a matmul's output and where its elements go:
@@ -165,6 +170,8 @@ pub struct EmbeddingChunk {
     pub cols: usize,
     /// Elements per k-row of the chunk (its padded column count).
     pub row_elems: usize,
+    /// Int8 only: the word where the per-column scales start.
+    pub scale_base: usize,
 }
 
 /// `y[r] = token_embedding[token_r] + positional[pos_r]`, token and position from the state.

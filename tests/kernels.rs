@@ -10,6 +10,7 @@
 mod common;
 use common::*;
 use whisper_wgpu::graph::*;
+use whisper_wgpu::model::pack::quantize_i8;
 
 const TOL: f32 = 1e-4;
 
@@ -48,7 +49,7 @@ fn matmul_f16_weights_bias_gelu() {
             z_outer: 1,
             z_inner: 1,
             x: Rows { buf: xb, base: 0, row: k, outer: 0, inner: 0 },
-            b: BOperand { buf: wb, format: BFormat::F16, base: 0, k_stride: n_pad, outer: 0, inner: 0 },
+            b: BOperand { buf: wb, format: BFormat::F16, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base: 0 },
             bias: Some((bias, 0)),
             gelu: true,
             add: None,
@@ -92,7 +93,15 @@ fn matmul_batched_strided_with_split_outputs() {
         z_outer: zo,
         z_inner: zi,
         x: Rows { buf: xb, base: x_base, row: x_row, outer: x_outer, inner: x_inner },
-        b: BOperand { buf: bb, format: BFormat::F32, base: b_base, k_stride: b_k, outer: b_outer, inner: b_inner },
+        b: BOperand {
+            buf: bb,
+            format: BFormat::F32,
+            base: b_base,
+            k_stride: b_k,
+            outer: b_outer,
+            inner: b_inner,
+            scale_base: 0,
+        },
         bias: None,
         gelu: false,
         add: Some(Rows { buf: add, base: 0, row: n, outer: zi * m * n, inner: m * n }),
@@ -154,7 +163,7 @@ fn matmul_decode_rows_write_kv_cache() {
         z_outer: 1,
         z_inner: 1,
         x: Rows { buf: xb, base: 0, row: k, outer: 0, inner: 0 },
-        b: BOperand { buf: wb, format: BFormat::F16, base: 0, k_stride: n_pad, outer: 0, inner: 0 },
+        b: BOperand { buf: wb, format: BFormat::F16, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base: 0 },
         bias: None,
         gelu: false,
         add: None,
@@ -198,7 +207,7 @@ fn matmul_conv_as_overlapping_rows() {
         z_outer: 1,
         z_inner: 1,
         x: Rows { buf: xb, base: 0, row: 2 * c_in, outer: 0, inner: 0 },
-        b: BOperand { buf: wb, format: BFormat::F16, base: 0, k_stride: n_pad, outer: 0, inner: 0 },
+        b: BOperand { buf: wb, format: BFormat::F16, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base: 0 },
         bias: Some((t.f32(&rng.vec(c_out + 3, 0.1)), 3)),
         gelu: true,
         add: Some(Rows { buf: pos, base: 0, row: c_out, outer: 0, inner: 0 }),
@@ -264,7 +273,14 @@ fn embed_from_state_across_chunks() {
     let chunk = |lo: usize, hi: usize, t: &mut Twin| {
         let w: Vec<f32> = emb[lo * dim..hi * dim].to_vec();
         let (p, n_pad) = pack_kmajor(&w, hi - lo, dim);
-        EmbeddingChunk { buf: t.f16(&p), format: BFormat::F16, col_start: lo, cols: hi - lo, row_elems: n_pad }
+        EmbeddingChunk {
+            buf: t.f16(&p),
+            format: BFormat::F16,
+            col_start: lo,
+            cols: hi - lo,
+            row_elems: n_pad,
+            scale_base: 0,
+        }
     };
     let table = vec![chunk(0, 96, &mut t), chunk(96, 150, &mut t)];
     let positional = t.f32(&rng.vec(ctx * dim, 1.0));
@@ -349,7 +365,7 @@ fn select_applies_rules_prompt_and_eot() {
     let words = vocab.div_ceil(32);
     let mut rules = vec![0u32; 2 * words];
     rules[500 / 32] |= 1 << (500 % 32);
-    rules[words + 9 / 32] |= 1 << 9;
+    rules[words] |= 1 << 9; // token 9 lives in word 0 of the begin-suppress mask
     let rb = t.u32(&rules);
     let mut state = vec![0u32; rows * STATE_WORDS];
     let mut history = vec![0u32; rows * cap];
@@ -526,4 +542,73 @@ fn select_timestamp_rules_and_sampling_over_steps() {
         }
     }
     assert!(saw_ts, "no timestamps were produced at all");
+}
+
+/// Int8 weights (per-column scales, k-rows interleaved in pairs): the GPU against the
+/// reference on the same quantized bytes (tight), and the quantized product against the f32
+/// one (bounded by half a quantization step per term).
+#[test]
+fn matmul_int8_weights_and_embedding() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(11);
+    for &(m, n, k) in &[(1usize, 203usize, 76usize), (37, 50, 388), (9, 1000, 64)] {
+        let x = rng.vec(m * k, 1.0);
+        let w = rng.vec(n * k, 0.3); // [n][k]
+        let n_pad = n.next_multiple_of(16);
+        let (words, scale_base) = quantize_i8(k, n_pad, n, |kk, c| w[c * k + kk]);
+        let xb = t.f32(&x);
+        let wb = t.u32(&words);
+        let y = t.zeros(m * n);
+        let op = Op::Matmul(Matmul {
+            m,
+            n,
+            k,
+            z_outer: 1,
+            z_inner: 1,
+            x: Rows { buf: xb, base: 0, row: k, outer: 0, inner: 0 },
+            b: BOperand { buf: wb, format: BFormat::I8, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base },
+            bias: None,
+            gelu: false,
+            add: None,
+            accumulate: false,
+            out: vec![seg(n, y, Elem::F32, 0, n, 1)],
+            state: None,
+        });
+        t.run(&[op], 1);
+        let (a, b) = t.read_f32(y, m * n);
+        assert_close(&format!("int8 matmul {m}x{n}x{k}"), &a, &b, TOL);
+        let scales: Vec<f32> = words[scale_base..].iter().map(|&b| f32::from_bits(b)).collect();
+        for r in 0..m {
+            let xabs: f32 = x[r * k..(r + 1) * k].iter().map(|v| v.abs()).sum();
+            for c in 0..n {
+                let exact: f32 = (0..k).map(|kk| x[r * k + kk] * w[c * k + kk]).sum();
+                let bound = xabs * scales[c] * 0.5 + 1e-4;
+                assert!((exact - a[r * n + c]).abs() <= bound, "quantization error beyond half a step at ({r}, {c})");
+            }
+        }
+    }
+    // The embedding lookup reads the same int8 table.
+    let (rows, dim, vocab) = (3usize, 36usize, 40usize);
+    let emb = rng.vec(vocab * dim, 1.0);
+    let n_pad = vocab.next_multiple_of(16);
+    let (words, scale_base) = quantize_i8(dim, n_pad, vocab, |kk, c| emb[c * dim + kk]);
+    let table = vec![EmbeddingChunk {
+        buf: t.u32(&words),
+        format: BFormat::I8,
+        col_start: 0,
+        cols: vocab,
+        row_elems: n_pad,
+        scale_base,
+    }];
+    let positional = t.f32(&rng.vec(4 * dim, 1.0));
+    let mut state = vec![0u32; rows * STATE_WORDS];
+    for (r, (tok, pos)) in [(0u32, 0u32), (39, 3), (17, 1)].into_iter().enumerate() {
+        state[r * STATE_WORDS + state::TOKEN] = tok;
+        state[r * STATE_WORDS + state::POS] = pos;
+    }
+    let st = t.u32(&state);
+    let y = t.zeros(rows * dim);
+    t.run(&[Op::Embed(Embed { rows, dim, table, positional, state: st, y })], 1);
+    let (a, b) = t.read_f32(y, rows * dim);
+    assert_close("int8 embed", &a, &b, 1e-6);
 }

@@ -45,6 +45,12 @@ impl CpuBackend {
         let w = &mut self.buffers[id.0 as usize].words[i / 2];
         *w = if i % 2 == 1 { (*w & 0xffff) | (h << 16) } else { (*w & 0xffff_0000) | h };
     }
+    /// An int8 weight element (k, n) of the pair-interleaved layout starting at byte `base`.
+    fn i8_at(&self, id: BufId, base: usize, k_stride: usize, k: usize, n: usize) -> f32 {
+        let byte = base + (k / 2) * 2 * k_stride + 2 * n + k % 2;
+        let w = self.buf(id).words[byte / 4];
+        ((w >> ((byte % 4) * 8)) as u8 as i8) as f32
+    }
     fn state_word(&self, state: BufId, row: usize, word: usize) -> u32 {
         self.u32_at(state, row * STATE_WORDS + word)
     }
@@ -68,10 +74,14 @@ impl CpuBackend {
                             let w = match op.b.format {
                                 BFormat::F32 => self.f32_at(op.b.buf, bi),
                                 BFormat::F16 => self.f16_at(op.b.buf, bi),
+                                BFormat::I8 => self.i8_at(op.b.buf, b0, op.b.k_stride, k, n),
                             };
                             acc += self.f32_at(op.x.buf, x0 + k) * w;
                         }
                         let mut v = acc;
+                        if op.b.format == BFormat::I8 {
+                            v *= self.f32_at(op.b.buf, op.b.scale_base + n);
+                        }
                         if let Some((b, base)) = op.bias {
                             v += self.f32_at(b, base + n);
                         }
@@ -148,10 +158,14 @@ impl CpuBackend {
                 continue;
             };
             for d in 0..op.dim {
-                let i = d * chunk.row_elems + tok - chunk.col_start;
+                let c = tok - chunk.col_start;
+                let i = d * chunk.row_elems + c;
                 let e = match chunk.format {
                     BFormat::F16 => self.f16_at(chunk.buf, i),
                     BFormat::F32 => self.f32_at(chunk.buf, i),
+                    BFormat::I8 => {
+                        self.i8_at(chunk.buf, 0, chunk.row_elems, d, c) * self.f32_at(chunk.buf, chunk.scale_base + c)
+                    }
                 };
                 let v = e + self.f32_at(op.positional, pos * op.dim + d);
                 self.set_f32(op.y, r * op.dim + d, v);
@@ -235,9 +249,8 @@ impl CpuBackend {
                 };
                 let allowed: Vec<bool> = (0..op.vocab)
                     .map(|t| {
-                        !bit(self, 0, t)
-                            && !(next == sample_begin && bit(self, mask_words, t))
-                            && rules.allows(t as u32, &history[sample_begin..])
+                        let suppressed = bit(self, 0, t) || (next == sample_begin && bit(self, mask_words, t));
+                        !suppressed && rules.allows(t as u32, &history[sample_begin..])
                     })
                     .collect();
                 let sampling = (flags & state::FLAG_SAMPLE != 0)

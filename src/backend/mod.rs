@@ -6,6 +6,9 @@ pub mod wgpu;
 use crate::graph::{BufId, Elem, Op};
 use crate::{Error, Result};
 
+/// Device milliseconds of each dispatch of one replay, labelled by what it computes.
+pub type Profile = Vec<(String, f64)>;
+
 /// A compiled op list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PlanId(pub u32);
@@ -43,7 +46,7 @@ pub trait Backend {
     /// Device objects created so far.
     fn counters(&self) -> Counters;
     /// Device milliseconds of each dispatch of one replay, where the device can time them.
-    fn profile(&mut self, _plan: PlanId) -> Result<Option<Vec<(String, f64)>>> {
+    fn profile(&mut self, _plan: PlanId) -> Result<Option<Profile>> {
         Ok(None)
     }
     /// Dispatches one replay of the plan issues.

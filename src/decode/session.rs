@@ -1,7 +1,7 @@
 //! A decoding session: the encoder and decoder plans of one model for a fixed number of rows,
 //! with buffers allocated once. Steps are replayed K at a time; the host reads back only the
 //! step state (and the history at the end).
-use crate::backend::Backend;
+use crate::backend::{Backend, Profile};
 use crate::config::GenerationConfig;
 use crate::graph::{state, Elem, STATE_WORDS};
 use crate::model::decoder::{DecoderPlans, DecoderShape};
@@ -280,7 +280,7 @@ impl<'m> Session<'m> {
     }
 
     /// Device time per dispatch of one decode step and of the encoder (where timestamps exist).
-    pub fn profile(&mut self) -> Result<(Option<Vec<(String, f64)>>, Option<Vec<(String, f64)>>)> {
+    pub fn profile(&mut self) -> Result<(Option<Profile>, Option<Profile>)> {
         let mut b = self.model.backend();
         Ok((b.profile(self.decoder.step)?, b.profile(self.encoder.plan)?))
     }

@@ -86,6 +86,7 @@ impl EncoderPlan {
                 k_stride: l.chunks[0].n_pad,
                 outer: 0,
                 inner: 0,
+                scale_base: l.chunks[0].scale_base,
             }
         };
         // conv1: output row t (stored at row t+1) reads padded input rows t .. t+2.
@@ -159,6 +160,7 @@ impl EncoderPlan {
                             k_stride: t_pad,
                             outer: 0,
                             inner: hd * t_pad,
+                            scale_base: 0,
                         },
                         bias: None,
                         gelu: false,
@@ -192,6 +194,7 @@ impl EncoderPlan {
                             k_stride: d,
                             outer: 0,
                             inner: hd,
+                            scale_base: 0,
                         },
                         bias: None,
                         gelu: false,

@@ -13,13 +13,26 @@ pub enum WeightDtype {
     Auto,
     F32,
     F16,
+    /// Int8 with one f32 scale per output channel, for linear layers and the tied embedding
+    /// (the convolutions keep the checkpoint's format).
+    Int8,
 }
 
 impl WeightDtype {
+    /// The format of a linear layer's weight stored as `stored`.
     pub fn resolve(self, stored: &HostTensor) -> BFormat {
         match (self, &stored.data) {
+            (WeightDtype::Int8, _) => BFormat::I8,
             (WeightDtype::F32, _) | (WeightDtype::Auto, TensorData::F32(_)) => BFormat::F32,
             (WeightDtype::F16, _) | (WeightDtype::Auto, TensorData::F16(_)) => BFormat::F16,
+        }
+    }
+
+    /// The format of a convolution weight (never int8: the stem is a small share of the work).
+    pub fn resolve_conv(self, stored: &HostTensor) -> BFormat {
+        match self {
+            WeightDtype::Int8 => WeightDtype::Auto.resolve(stored),
+            other => other.resolve(stored),
         }
     }
 
@@ -28,7 +41,10 @@ impl WeightDtype {
             "auto" => Ok(WeightDtype::Auto),
             "f32" => Ok(WeightDtype::F32),
             "f16" => Ok(WeightDtype::F16),
-            other => Err(Error::InvalidArgument(format!("unknown weight dtype `{other}` (expected auto, f32 or f16)"))),
+            "int8" | "i8" => Ok(WeightDtype::Int8),
+            other => {
+                Err(Error::InvalidArgument(format!("unknown weight dtype `{other}` (expected auto, f32, f16 or int8)")))
+            }
         }
     }
 }
@@ -38,8 +54,10 @@ pub struct PackedChunk {
     pub col_start: usize,
     pub cols: usize,
     pub n_pad: usize,
-    /// Raw little-endian words (f16 pairs or f32 bits).
+    /// Raw little-endian words (f16 pairs, f32 bits, or int8 bytes followed by f32 scales).
     pub words: Vec<u32>,
+    /// Int8: the word where the per-column scales start.
+    pub scale_base: usize,
 }
 
 /// Builds a k-major matrix from a column-generating function, split into chunks of at most
@@ -53,11 +71,14 @@ pub fn pack_kmajor(
     raw_f16: Option<&dyn Fn(usize, usize) -> f16>,
 ) -> Result<Vec<PackedChunk>> {
     let elem_bytes = match format {
+        BFormat::I8 => 1,
         BFormat::F16 => 2,
         BFormat::F32 => 4,
     };
     // Columns per chunk: a multiple of 16 so every chunk but the last is unpadded.
-    let max_cols = (max_bytes / (k as u64 * elem_bytes)) as usize / 16 * 16;
+    // Int8 chunks also carry one 4-byte scale per column.
+    let bytes_per_col = k as u64 * elem_bytes + if format == BFormat::I8 { 4 } else { 0 };
+    let max_cols = (max_bytes / bytes_per_col) as usize / 16 * 16;
     if max_cols == 0 {
         return Err(Error::Limit(format!(
             "a weight with {k} inputs needs {} bytes per 16 columns; the device binds at most {max_bytes}",
@@ -69,7 +90,13 @@ pub fn pack_kmajor(
     while start < n {
         let cols = (n - start).min(max_cols);
         let n_pad = cols.next_multiple_of(16);
+        let mut scale_base = 0;
         let words = match format {
+            BFormat::I8 => {
+                let (words, base) = quantize_i8(k, n_pad, cols, |kk, c| value(kk, start + c));
+                scale_base = base;
+                words
+            }
             BFormat::F32 => {
                 let mut w = vec![0u32; k * n_pad];
                 for kk in 0..k {
@@ -92,10 +119,35 @@ pub fn pack_kmajor(
                 bytemuck::pod_collect_to_vec(&h)
             }
         };
-        chunks.push(PackedChunk { col_start: start, cols, n_pad, words });
+        chunks.push(PackedChunk { col_start: start, cols, n_pad, words, scale_base });
         start += cols;
     }
     Ok(chunks)
+}
+
+/// Symmetric per-column int8: `scale = max|w| / 127`, `q = round(w / scale)` in [-127, 127].
+/// Bytes are laid out `[k/2][n_pad][2]` (pairs of k-rows interleaved, so one invocation reads
+/// 16 columns of two k-rows as 32 contiguous bytes); the f32 scales follow. `k` is even.
+/// Returns the words and the word index of the first scale.
+pub fn quantize_i8(k: usize, n_pad: usize, cols: usize, value: impl Fn(usize, usize) -> f32) -> (Vec<u32>, usize) {
+    let mut scales = vec![1f32; n_pad];
+    for (c, s) in scales.iter_mut().enumerate().take(cols) {
+        let max = (0..k).map(|kk| value(kk, c).abs()).fold(0f32, f32::max);
+        if max > 0.0 {
+            *s = max / 127.0;
+        }
+    }
+    let mut bytes = vec![0u8; k * n_pad];
+    for kk in 0..k {
+        for c in 0..cols {
+            let q = (value(kk, c) / scales[c]).round().clamp(-127.0, 127.0) as i8;
+            bytes[((kk / 2) * n_pad + c) * 2 + kk % 2] = q as u8;
+        }
+    }
+    let mut words: Vec<u32> = bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let scale_base = words.len();
+    words.extend(scales.iter().map(|s| s.to_bits()));
+    (words, scale_base)
 }
 
 /// Element accessor of a host tensor that keeps f16 bit patterns exact.

@@ -13,6 +13,8 @@ pub struct WeightChunk {
     pub col_start: usize,
     pub cols: usize,
     pub n_pad: usize,
+    /// Int8: the word where the per-column scales start.
+    pub scale_base: usize,
 }
 
 /// A matmul weight (`k` inputs, `n` outputs) and its bias.
@@ -36,15 +38,21 @@ impl DeviceLinear {
                 col_start: c.col_start,
                 cols: c.cols,
                 row_elems: c.n_pad,
+                scale_base: c.scale_base,
             })
             .collect()
     }
     pub fn bytes(&self) -> usize {
-        let e = match self.format {
-            BFormat::F16 => 2,
-            BFormat::F32 => 4,
-        };
-        self.chunks.iter().map(|c| c.n_pad * self.k * e).sum::<usize>() + self.bias.map_or(0, |_| self.n * 4)
+        let weights: usize = self
+            .chunks
+            .iter()
+            .map(|c| match self.format {
+                BFormat::I8 => c.n_pad * self.k + 4 * c.n_pad,
+                BFormat::F16 => 2 * c.n_pad * self.k,
+                BFormat::F32 => 4 * c.n_pad * self.k,
+            })
+            .sum();
+        weights + self.bias.map_or(0, |_| self.n * 4)
     }
 }
 
@@ -124,15 +132,16 @@ impl Uploader<'_> {
     }
 
     fn chunks(&mut self, label: &str, packed: Vec<PackedChunk>, format: BFormat, k: usize) -> Result<Vec<WeightChunk>> {
-        let elem = match format {
-            BFormat::F16 => Elem::F16,
-            BFormat::F32 => Elem::F32,
-        };
         let mut out = Vec::new();
         for c in packed {
-            let buf = self.backend.create_buffer(label, elem, k * c.n_pad)?;
+            let buf = match format {
+                BFormat::F16 => self.backend.create_buffer(label, Elem::F16, k * c.n_pad)?,
+                BFormat::F32 => self.backend.create_buffer(label, Elem::F32, k * c.n_pad)?,
+                BFormat::I8 => self.backend.create_buffer(label, Elem::U32, c.words.len())?,
+            };
             self.backend.write(buf, 0, bytemuck::cast_slice(&c.words))?;
-            out.push(WeightChunk { buf, col_start: c.col_start, cols: c.cols, n_pad: c.n_pad });
+            let (col_start, cols, n_pad, scale_base) = (c.col_start, c.cols, c.n_pad, c.scale_base);
+            out.push(WeightChunk { buf, col_start, cols, n_pad, scale_base });
         }
         Ok(out)
     }
@@ -161,7 +170,7 @@ impl Uploader<'_> {
     }
 
     fn conv(&mut self, label: &str, w: &HostTensor, b: &HostTensor) -> Result<DeviceLinear> {
-        let format = self.dtype.resolve(w);
+        let format = self.dtype.resolve_conv(w);
         let (n, k) = (w.shape[0], 3 * w.shape[1]);
         let packed = pack_conv(w, format, self.max_bytes)?;
         let chunks = self.chunks(label, packed, format, k)?;

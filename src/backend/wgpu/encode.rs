@@ -88,7 +88,8 @@ struct EmbedParams {
     col_start: u32,
     cols: u32,
     row_words: u32,
-    _pad: [u32; 3],
+    scale_base: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -118,6 +119,15 @@ struct SelectParams {
     ts_begin: u32,
     no_timestamps: u32,
     _pad: [u32; 2],
+}
+
+/// The kernels' `B_FMT` / `FMT` code of a weight format.
+fn b_format_code(f: BFormat) -> f64 {
+    match f {
+        BFormat::F32 => 0.0,
+        BFormat::F16 => 1.0,
+        BFormat::I8 => 2.0,
+    }
 }
 
 /// What to bind at one slot.
@@ -217,14 +227,7 @@ impl Ctx<'_> {
         if o.k % 4 != 0 || [o.x.base, o.x.row, o.x.outer, o.x.inner].iter().any(|v| v % 4 != 0) {
             return Err(bad("x offsets and k must be multiples of 4 (vec4 loads)".into()));
         }
-        let (b_elem, per_vec4) = match o.b.format {
-            BFormat::F16 => (Elem::F16, 8),
-            BFormat::F32 => (Elem::F32, 4),
-        };
         let b = &o.b;
-        if [b.base, b.k_stride, b.outer, b.inner].iter().any(|v| v % per_vec4 != 0) {
-            return Err(bad(format!("B offsets must be multiples of {per_vec4} elements")));
-        }
         let n_pad = o.n.next_multiple_of(16);
         if b.k_stride < n_pad && o.k > 1 {
             return Err(bad(format!("B rows of {} elements cannot hold {n_pad} padded columns", b.k_stride)));
@@ -232,8 +235,31 @@ impl Ctx<'_> {
         let (zo, zi) = (o.z_outer - 1, o.z_inner - 1);
         let x_last = o.x.base + zo * o.x.outer + zi * o.x.inner + (o.m - 1) * o.x.row + o.k - 1;
         self.check_span(o.x.buf, Elem::F32, x_last, "matmul x")?;
-        let b_last = b.base + zo * b.outer + zi * b.inner + (o.k - 1) * b.k_stride + n_pad - 1;
-        self.check_span(b.buf, b_elem, b_last, "matmul B")?;
+        // B's offsets in vec4<u32> units: [base, per k-step, outer, inner], and the scales' start.
+        let (b4, scale4, b_last) = match b.format {
+            BFormat::F16 | BFormat::F32 => {
+                let (elem, per_vec4) = if b.format == BFormat::F16 { (Elem::F16, 8) } else { (Elem::F32, 4) };
+                if [b.base, b.k_stride, b.outer, b.inner].iter().any(|v| v % per_vec4 != 0) {
+                    return Err(bad(format!("B offsets must be multiples of {per_vec4} elements")));
+                }
+                let last = b.base + zo * b.outer + zi * b.inner + (o.k - 1) * b.k_stride + n_pad - 1;
+                self.check_span(b.buf, elem, last, "matmul B")?;
+                ([b.base, b.k_stride, b.outer, b.inner].map(|v| v / per_vec4), 0, last)
+            }
+            BFormat::I8 => {
+                // Bytes, k-rows in interleaved pairs; the kernel steps a pair of rows at a time.
+                if b.base % 32 != 0 || b.k_stride % 16 != 0 || b.outer != 0 || b.inner != 0 || b.scale_base % 4 != 0 {
+                    return Err(bad("int8 weights need 32-byte aligned rows, 16-column strides and no batch".into()));
+                }
+                let last_byte = b.base + o.k * b.k_stride - 1;
+                self.check_span(b.buf, Elem::U32, last_byte / 4, "matmul B")?;
+                self.check_span(b.buf, Elem::U32, b.scale_base + n_pad - 1, "matmul B scales")?;
+                if b.scale_base * 4 <= last_byte {
+                    return Err(bad("int8 scales overlap the weights".into()));
+                }
+                ([b.base / 16, b.k_stride / 8, 0, 0], b.scale_base / 4, last_byte / 4)
+            }
+        };
         if let Some((bias, base)) = o.bias {
             self.check_span(bias, Elem::F32, base + o.n - 1, "matmul bias")?;
         }
@@ -303,9 +329,9 @@ impl Ctx<'_> {
             k: u32_of(o.k, "k")?,
             z_inner: u32_of(o.z_inner, "z_inner")?,
             x: [o.x.base, o.x.row, o.x.outer, o.x.inner].map(|v| v as u32),
-            b: [b.base / per_vec4, b.k_stride / per_vec4, b.outer / per_vec4, b.inner / per_vec4].map(|v| v as u32),
+            b: b4.map(|v| v as u32),
             add: [a.base, a.row, a.outer, a.inner].map(|v| v as u32),
-            bias_base: [o.bias.map_or(0, |b| b.1) as u32, 0, 0, 0],
+            bias_base: [o.bias.map_or(0, |b| b.1) as u32, u32_of(scale4, "scale offset")?, 0, 0],
             seg: segs,
         };
         for v in [x_last, b_last] {
@@ -322,7 +348,7 @@ impl Ctx<'_> {
             ("WG_X", wg_x as f64),
             ("WG_Y", wg_y as f64),
             ("ROWS", rows_per_inv as f64),
-            ("B_F16", (o.b.format == BFormat::F16) as u8 as f64),
+            ("B_FMT", b_format_code(o.b.format)),
             ("HAS_BIAS", o.bias.is_some() as u8 as f64),
             ("GELU", o.gelu as u8 as f64),
             ("HAS_ADD", o.add.is_some() as u8 as f64),
@@ -434,14 +460,26 @@ impl Ctx<'_> {
         }
         let mut out = Vec::new();
         for c in &o.table {
-            let elem = match c.format {
-                BFormat::F16 => Elem::F16,
-                BFormat::F32 => Elem::F32,
-            };
-            self.check_span(c.buf, elem, (o.dim - 1) * c.row_elems + c.cols - 1, "embedding chunk")?;
+            if c.row_elems % 16 != 0 || c.cols > c.row_elems {
+                return Err(bad("embedding chunk rows must be padded to 16 columns".into()));
+            }
             let row_words = match c.format {
-                BFormat::F16 => c.row_elems / 2,
-                BFormat::F32 => c.row_elems,
+                BFormat::F16 => {
+                    self.check_span(c.buf, Elem::F16, (o.dim - 1) * c.row_elems + c.cols - 1, "embedding chunk")?;
+                    c.row_elems / 2
+                }
+                BFormat::F32 => {
+                    self.check_span(c.buf, Elem::F32, (o.dim - 1) * c.row_elems + c.cols - 1, "embedding chunk")?;
+                    c.row_elems
+                }
+                BFormat::I8 => {
+                    if o.dim % 2 != 0 {
+                        return Err(bad("int8 embeddings need an even width".into()));
+                    }
+                    self.check_span(c.buf, Elem::U32, o.dim * c.row_elems / 4 - 1, "embedding chunk")?;
+                    self.check_span(c.buf, Elem::U32, c.scale_base + c.cols - 1, "embedding scales")?;
+                    c.row_elems / 4
+                }
             };
             let params = EmbedParams {
                 rows: u32_of(o.rows, "rows")?,
@@ -449,14 +487,12 @@ impl Ctx<'_> {
                 col_start: u32_of(c.col_start, "chunk start")?,
                 cols: u32_of(c.cols, "chunk columns")?,
                 row_words: u32_of(row_words, "chunk row")?,
-                _pad: [0; 3],
+                scale_base: u32_of(c.scale_base, "scale offset")?,
+                _pad: [0; 2],
             };
             let wg = 64;
-            let constants = vec![
-                ("WG", wg as f64),
-                ("F16", (c.format == BFormat::F16) as u8 as f64),
-                ("STATE_WORDS", STATE_WORDS as f64),
-            ];
+            let constants =
+                vec![("WG", wg as f64), ("FMT", b_format_code(c.format)), ("STATE_WORDS", STATE_WORDS as f64)];
             let binds = vec![Bind::Buf(c.buf), Bind::Buf(o.positional), Bind::Buf(o.state), Bind::Buf(o.y)];
             let groups = [u32_of(o.dim.div_ceil(wg), "workgroups")?, u32_of(o.rows, "rows")?, 1];
             out.push(self.dispatch(Kernel::Embed, "main", constants, bytemuck::bytes_of(&params), binds, groups)?);

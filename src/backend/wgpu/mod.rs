@@ -5,7 +5,7 @@ pub mod device;
 mod encode;
 pub mod kernels;
 
-use super::{Backend, Counters, PlanId};
+use super::{Backend, Counters, PlanId, Profile};
 use crate::graph::{BufId, Elem, Op};
 use crate::{Error, Result};
 pub use device::{list_adapters, AdapterChoice, AdapterSummary, GpuDevice};
@@ -82,7 +82,7 @@ impl WgpuBackend {
 
     /// Device time of each dispatch of one replay of `plan` (each in its own timed pass), in
     /// milliseconds, or `None` when the adapter has no timestamp queries.
-    fn profile_plan(&mut self, plan: PlanId) -> Result<Option<Vec<(String, f64)>>> {
+    fn profile_plan(&mut self, plan: PlanId) -> Result<Option<Profile>> {
         if !self.gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             return Ok(None);
         }
@@ -302,7 +302,7 @@ impl Backend for WgpuBackend {
         c
     }
 
-    fn profile(&mut self, plan: PlanId) -> Result<Option<Vec<(String, f64)>>> {
+    fn profile(&mut self, plan: PlanId) -> Result<Option<Profile>> {
         self.profile_plan(plan)
     }
 
