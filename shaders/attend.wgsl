@@ -64,12 +64,6 @@ fn row_done(r: u32) -> bool {
     return USE_STATE && state[r * STATE_WORDS + STATE_DONE] != 0u;
 }
 
-fn unpack8(w: vec4<u32>) -> array<vec4<f32>, 2> {
-    return array<vec4<f32>, 2>(
-        vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)),
-        vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)));
-}
-
 // Eight consecutive cache elements starting at element `e` (a multiple of 8).
 fn load8(cache: u32, e: u32) -> array<vec4<f32>, 2> {
     var out: array<vec4<f32>, 2>;

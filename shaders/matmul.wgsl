@@ -21,10 +21,13 @@
 // The output columns [0, n) are cut into up to three segments, each with its own buffer and
 // affine index map (row-major, transposed, or a KV cache written at the row's step position).
 //
-// Dispatch: (ceil(n / 16 / WG_X), ceil(m / ROWS / WG_Y), z_outer * z_inner); workgroup (WG_X, WG_Y, 1).
-// Each invocation computes ROWS rows x 16 columns: per k it reads 32 (f16) or 64 (f32)
-// contiguous bytes of b (int8: 32 bytes per pair of k), neighbouring invocations reading
-// neighbouring blocks.
+// Two entry points share the bindings, parameters and epilogue:
+//   main    (GEMM) dispatch (ceil(n / 16 / WG_X), ceil(m / ROWS / WG_Y), z_outer * z_inner),
+//           workgroup (WG_X, WG_Y, 1). Each invocation computes ROWS (= MAX_ROWS) rows x 16
+//           columns: per k it reads 32 (f16) or 64 (f32) contiguous bytes of b (int8: 32 bytes
+//           per pair of k), neighbouring invocations reading neighbouring blocks.
+//   matvec  (decode rows, m <= MV_MAX_ROWS, no batch) dispatch (ceil(n / 8 / WG_X), 1, 1),
+//           workgroup (WG_X, KSPLIT, 1); see its own comment below.
 
 struct Seg {
     end: u32,     // one past the segment's last column
@@ -58,7 +61,7 @@ struct Params {
 
 override WG_X: u32 = 64u;       // invocations along the column blocks
 override WG_Y: u32 = 1u;        // invocations along the row groups
-override ROWS: u32 = 1u;          // rows per invocation, 1..=MAX_ROWS
+override ROWS: u32 = 1u;          // rows per invocation: MAX_ROWS (main), m (matvec)
 override B_FMT: u32 = 1u;         // 0 f32, 1 f16, 2 int8 (see binding 2)
 override HAS_BIAS: bool = false;
 override GELU: bool = false;
@@ -71,17 +74,19 @@ override SEG2_F16: bool = false;
 override STATE_WORDS: u32 = 16u;
 const STATE_POS: u32 = 1u;
 const STATE_DONE: u32 = 2u;
-const MAX_ROWS: u32 = 8u;
+// The accumulator arrays are exactly the tile: an array larger than the rows it holds is not
+// kept in registers by lavapipe (measured 3.5x slower).
+const MAX_ROWS: u32 = 16u;
 
 fn load_b(i4: u32) -> array<vec4<f32>, 4> {
     var w: array<vec4<f32>, 4>;
     if (B_FMT == 1u) {
-        let q0 = b[i4];
-        let q1 = b[i4 + 1u];
-        w[0] = vec4<f32>(unpack2x16float(q0.x), unpack2x16float(q0.y));
-        w[1] = vec4<f32>(unpack2x16float(q0.z), unpack2x16float(q0.w));
-        w[2] = vec4<f32>(unpack2x16float(q1.x), unpack2x16float(q1.y));
-        w[3] = vec4<f32>(unpack2x16float(q1.z), unpack2x16float(q1.w));
+        let h0 = unpack8(b[i4]);
+        let h1 = unpack8(b[i4 + 1u]);
+        w[0] = h0[0];
+        w[1] = h0[1];
+        w[2] = h1[0];
+        w[3] = h1[1];
     } else {
         w[0] = bitcast<vec4<f32>>(b[i4]);
         w[1] = bitcast<vec4<f32>>(b[i4 + 1u]);
@@ -261,5 +266,122 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         finish4(m, col0 + 4u, zo, zi, s, idx + c4, sg.col, acc[r][1]);
         finish4(m, col0 + 8u, zo, zi, s, idx + 2u * c4, sg.col, acc[r][2]);
         finish4(m, col0 + 12u, zo, zi, s, idx + 3u * c4, sg.col, acc[r][3]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// matvec: the same product and epilogue for the few rows of a decode step (m <= MAX_ROWS, no
+// batch), where a GEMM tiling leaves most of the device idle. Each invocation owns 8 columns of
+// every row (one vec4 of B per k for f16, two for f32, one per pair of k for int8), and the k
+// range is split KSPLIT ways across the workgroup's y dimension so that small layers still
+// spread over many workgroups; the KSPLIT partial sums meet in workgroup memory.
+//
+// Dispatch: (ceil(n / 8 / WG_X), 1, 1); workgroup (WG_X, KSPLIT, 1), ROWS = m.
+
+override KSPLIT: u32 = 1u;
+const MV_MAX_ROWS: u32 = 8u; // = MATVEC_MAX_ROWS in encode.rs
+// Partial sums of slices 1 .. KSPLIT-1: [slice - 1][WG_X][row][2]; WG_X * KSPLIT <= 64.
+var<workgroup> partial_sums: array<vec4<f32>, 1008>;
+
+@compute @workgroup_size(WG_X, KSPLIT)
+fn matvec(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let blk = gid.x;
+    let col0 = blk * 8u;
+    let slice = lid.y;
+    // No early return: every invocation must reach the barrier below.
+    var live = col0 < p.n;
+    if (USE_STATE) {
+        var any_live = false;
+        for (var r = 0u; r < ROWS; r++) {
+            if (!row_done(r)) { any_live = true; }
+        }
+        live = live && any_live;
+    }
+
+    let k4s = p.k / 4u;
+    let per_slice = (k4s + KSPLIT - 1u) / KSPLIT;
+    let k4_begin = min(slice * per_slice, k4s);
+    let k4_end = min(k4_begin + per_slice, k4s);
+    var xoff: array<u32, MV_MAX_ROWS>;
+    for (var r = 0u; r < ROWS; r++) { xoff[r] = (p.x_base + r * p.x_row) / 4u; }
+    // B offsets in vec4 units; int8 steps a pair of k-rows per b_k4.
+    let per_blk = select(1u, 2u, B_FMT == 0u);
+    let k_steps = select(4u, 2u, B_FMT == 2u);
+    var bi = p.b_base4 + k4_begin * k_steps * p.b_k4 + blk * per_blk;
+
+    var acc: array<array<vec4<f32>, 2>, MV_MAX_ROWS>;
+    if (live) {
+        for (var k4 = k4_begin; k4 < k4_end; k4++) {
+            var xv: array<vec4<f32>, MV_MAX_ROWS>;
+            for (var r = 0u; r < ROWS; r++) { xv[r] = x[xoff[r] + k4]; }
+            if (B_FMT == 2u) {
+                for (var kp = 0u; kp < 2u; kp++) {
+                    // Word j: (col 2j, even k), (2j, odd k), (2j+1, even k), (2j+1, odd k).
+                    let q = bitcast<vec4<i32>>(b[bi]);
+                    bi += p.b_k4;
+                    let e0 = vec4<f32>(vec4<i32>(extractBits(q.x, 0u, 8u), extractBits(q.x, 16u, 8u), extractBits(q.y, 0u, 8u), extractBits(q.y, 16u, 8u)));
+                    let e1 = vec4<f32>(vec4<i32>(extractBits(q.z, 0u, 8u), extractBits(q.z, 16u, 8u), extractBits(q.w, 0u, 8u), extractBits(q.w, 16u, 8u)));
+                    let o0 = vec4<f32>(vec4<i32>(extractBits(q.x, 8u, 8u), extractBits(q.x, 24u, 8u), extractBits(q.y, 8u, 8u), extractBits(q.y, 24u, 8u)));
+                    let o1 = vec4<f32>(vec4<i32>(extractBits(q.z, 8u, 8u), extractBits(q.z, 24u, 8u), extractBits(q.w, 8u, 8u), extractBits(q.w, 24u, 8u)));
+                    for (var r = 0u; r < ROWS; r++) {
+                        let s0 = xv[r][2u * kp];
+                        let s1 = xv[r][2u * kp + 1u];
+                        acc[r][0] += e0 * s0 + o0 * s1;
+                        acc[r][1] += e1 * s0 + o1 * s1;
+                    }
+                }
+            } else {
+                for (var kk = 0u; kk < 4u; kk++) {
+                    var w: array<vec4<f32>, 2>;
+                    if (B_FMT == 1u) {
+                        w = unpack8(b[bi]);
+                    } else {
+                        w[0] = bitcast<vec4<f32>>(b[bi]);
+                        w[1] = bitcast<vec4<f32>>(b[bi + 1u]);
+                    }
+                    bi += p.b_k4;
+                    for (var r = 0u; r < ROWS; r++) {
+                        let s = xv[r][kk];
+                        acc[r][0] += w[0] * s;
+                        acc[r][1] += w[1] * s;
+                    }
+                }
+            }
+        }
+    }
+
+    if (KSPLIT > 1u) {
+        if (slice > 0u) {
+            let base = ((slice - 1u) * WG_X + lid.x) * ROWS * 2u;
+            for (var r = 0u; r < ROWS; r++) {
+                partial_sums[base + 2u * r] = acc[r][0];
+                partial_sums[base + 2u * r + 1u] = acc[r][1];
+            }
+        }
+        workgroupBarrier();
+        if (slice > 0u) { return; }
+        for (var t = 1u; t < KSPLIT; t++) {
+            let base = ((t - 1u) * WG_X + lid.x) * ROWS * 2u;
+            for (var r = 0u; r < ROWS; r++) {
+                acc[r][0] += partial_sums[base + 2u * r];
+                acc[r][1] += partial_sums[base + 2u * r + 1u];
+            }
+        }
+    }
+    if (!live) { return; }
+
+    // Segment boundaries are multiples of 16, so a block of 8 lies in one segment.
+    var s = 0u;
+    var start = 0u;
+    if (col0 >= p.seg[0].end) { s = 1u; start = p.seg[0].end; }
+    if (col0 >= p.seg[1].end) { s = 2u; start = p.seg[1].end; }
+    let sg = p.seg[s];
+    let seg0 = sg.base + (col0 - start) * sg.col;
+    for (var r = 0u; r < ROWS; r++) {
+        if (row_done(r)) { continue; }
+        var idx = seg0 + r * sg.row;
+        if (USE_STATE) { idx += state[r * STATE_WORDS + STATE_POS] * sg.pos; }
+        finish4(r, col0, 0u, 0u, s, idx, sg.col, acc[r][0]);
+        finish4(r, col0 + 4u, 0u, 0u, s, idx + 4u * sg.col, sg.col, acc[r][1]);
     }
 }

@@ -612,3 +612,60 @@ fn matmul_int8_weights_and_embedding() {
     let (a, b) = t.read_f32(y, rows * dim);
     assert_close("int8 embed", &a, &b, 1e-6);
 }
+
+/// The mat-vec entry point (decode rows, m <= 8): every weight format, split-K shapes (small n,
+/// long k) and wide ones, the fused epilogue (bias, GELU, residual accumulate), strided input
+/// rows and a finished row that must be left alone.
+#[test]
+fn matvec_rows_every_format_and_split_k() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(21);
+    let shapes = [(1usize, 200usize, 388usize), (5, 37, 1540), (8, 1000, 68), (3, 2056, 12)];
+    for (i, &(m, n, k)) in shapes.iter().enumerate() {
+        for format in [BFormat::F32, BFormat::F16, BFormat::I8] {
+            let x_row = k + 4 * (i % 2); // strided rows in some cases
+            let x = rng.vec(m * x_row, 1.0);
+            let w = rng.vec(n * k, 0.2);
+            let n_pad = n.next_multiple_of(16);
+            let (wb, scale_base) = match format {
+                BFormat::F32 => (t.f32(&pack_kmajor(&w, n, k).0), 0),
+                BFormat::F16 => (t.f16(&pack_kmajor(&w, n, k).0), 0),
+                BFormat::I8 => {
+                    let (words, base) = quantize_i8(k, n_pad, n, |kk, c| w[c * k + kk]);
+                    (t.u32(&words), base)
+                }
+            };
+            let mut state = vec![0u32; m * STATE_WORDS];
+            if m > 1 {
+                state[STATE_WORDS + state::DONE] = 1;
+            }
+            let st = t.u32(&state);
+            let y0 = rng.vec(m * n, 1.0);
+            let y = t.f32(&y0);
+            let accumulate = i % 2 == 0;
+            let op = Op::Matmul(Matmul {
+                m,
+                n,
+                k,
+                z_outer: 1,
+                z_inner: 1,
+                x: Rows { buf: t.f32(&x), base: 0, row: x_row, outer: 0, inner: 0 },
+                b: BOperand { buf: wb, format, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base },
+                bias: Some((t.f32(&rng.vec(n, 0.5)), 0)),
+                gelu: !accumulate,
+                add: None,
+                accumulate,
+                out: vec![seg(n, y, Elem::F32, 0, n, 1)],
+                state: Some(st),
+            });
+            t.run(&[op], 1);
+            let (a, b) = t.read_f32(y, m * n);
+            // Sums of up to 1540 terms of |x w| <= 0.2 in another order: 1e-4 relative.
+            let tol = 1e-4 * (k as f32).sqrt();
+            assert_close(&format!("matvec {m}x{n}x{k} {format:?}"), &a, &b, tol);
+            if m > 1 {
+                assert_eq!(&b[n..2 * n], &y0[n..2 * n], "the finished row was written");
+            }
+        }
+    }
+}

@@ -26,12 +26,28 @@ enum Slot {
 impl Kernel {
     fn source(self) -> &'static str {
         match self {
-            Kernel::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            // f16.wgsl is a function library the f16-reading kernels share.
+            Kernel::Matmul => {
+                concat!(include_str!("../../../shaders/f16.wgsl"), include_str!("../../../shaders/matmul.wgsl"))
+            }
             Kernel::LayerNorm => include_str!("../../../shaders/layernorm.wgsl"),
             Kernel::Softmax => include_str!("../../../shaders/softmax.wgsl"),
             Kernel::Embed => include_str!("../../../shaders/embed.wgsl"),
-            Kernel::Attend => include_str!("../../../shaders/attend.wgsl"),
+            Kernel::Attend => {
+                concat!(include_str!("../../../shaders/f16.wgsl"), include_str!("../../../shaders/attend.wgsl"))
+            }
             Kernel::Select => include_str!("../../../shaders/select.wgsl"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Matmul => "matmul",
+            Kernel::LayerNorm => "layernorm",
+            Kernel::Softmax => "softmax",
+            Kernel::Embed => "embed",
+            Kernel::Attend => "attend",
+            Kernel::Select => "select",
         }
     }
 
@@ -95,7 +111,7 @@ impl Kernels {
         let mut layouts = HashMap::new();
         for k in Kernel::ALL {
             let desc = wgpu::ShaderModuleDescriptor {
-                label: Some(k.source().lines().next().unwrap_or("kernel")),
+                label: Some(k.name()),
                 source: wgpu::ShaderSource::Wgsl(k.source().into()),
             };
             let module = gpu.scoped(&format!("compiling {k:?} shader"), || match checks {

@@ -41,11 +41,15 @@ pub struct WgpuBackend {
     dummy_rw: wgpu::Buffer,
     counters: Counters,
     max_binding: u64,
+    /// Widen f16 with integer ops (`SOFT_F16` in shaders/f16.wgsl): on CPU adapters, where
+    /// lavapipe's `unpack2x16float` is slow.
+    soft_f16: bool,
 }
 
 impl WgpuBackend {
     pub fn new(options: &WgpuOptions) -> Result<WgpuBackend> {
         let gpu = GpuDevice::open(&options.adapter)?;
+        let soft_f16 = gpu.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu);
         let kernels = Kernels::new(&gpu, options.shader_checks)?;
         let dummy = |label| {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -69,6 +73,7 @@ impl WgpuBackend {
             dummy_rw,
             counters: Counters::default(),
             max_binding,
+            soft_f16,
         })
     }
 
