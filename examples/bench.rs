@@ -8,11 +8,12 @@
 //! ```
 //!
 //! For every KV capacity (and, with `--full-capacity`, also for the comparison mode in which
-//! attention runs over the whole capacity with a mask) it reports: encoder wall time (including
-//! the per-utterance cross-attention K/V), decode ms/token (median over submissions, each of
+//! attention runs over the whole capacity with a mask) it reports: encoder wall time, the
+//! per-utterance cross-attention K/V of every layer, decode ms/token (median over submissions, each of
 //! `--steps-per-submit` steps), tokens/s, host microseconds per token spent encoding and
 //! submitting commands, dispatches per step, and ms/token by position. End-of-text is not
-//! honoured, so every step runs and positions grow to `--steps`. Output: a Markdown table, then
+//! honoured, so every step runs and positions grow to `--steps`. Configurations are measured
+//! interleaved (one submission of each in turn), so drifts in machine load affect all alike. Output: a Markdown table, then
 //! one JSON object per configuration (also written to `--json FILE`).
 use clap::Parser;
 use serde_json::json;
@@ -70,6 +71,7 @@ struct Run {
     capacity: usize,
     full: bool,
     encoder_ms: f64,
+    cross_kv_ms: f64,
     ms_per_token: f64,
     host_us_per_token: f64,
     dispatches: usize,
@@ -122,7 +124,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let k = args.steps_per_submit.max(1);
     let capacities = if args.capacity.is_empty() { vec![dims.n_text_ctx] } else { args.capacity.clone() };
     let name = args.model.file_name().unwrap_or_default().to_string_lossy().to_string();
-    let mut runs = Vec::new();
+    // One session per configuration, all alive at once: every measurement round visits each
+    // configuration in turn, so slow phases of a shared machine hit all of them alike.
+    let mut configs = Vec::new();
     for &capacity in &capacities {
         for full in [false, true] {
             if full && !args.full_capacity {
@@ -135,60 +139,78 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 kv,
                 ..Default::default()
             };
-            let mut s = Session::new(model, opts)?;
-            let mut enc = Vec::new();
-            for i in 0..=args.encoder_runs.max(1) {
-                let t = Instant::now();
-                s.encode(&[&mel])?;
-                s.state()?; // waits for the device
-                if i > 0 {
-                    enc.push(t.elapsed().as_secs_f64() * 1e3); // run 0 warms caches up
-                }
-            }
-            s.set_rules_from(g)?;
-            let max_new = args.steps.min(s.shape().max_len - prompt.len() - 1);
-            let row = RowPrompt { tokens: prompt.clone(), max_new_tokens: Some(max_new), ..Default::default() };
-            s.start(std::slice::from_ref(&row))?;
-            s.step(k)?; // warm-up submission
-            let (mut per_token, mut host, mut by_position) = (Vec::new(), Vec::new(), Vec::new());
-            let mut pos = prompt.len() - 1 + k;
-            while pos + k < max_new + prompt.len() {
-                let t = Instant::now();
-                s.submit(k)?;
-                let submitted = t.elapsed().as_secs_f64();
-                s.state()?;
-                let ms = t.elapsed().as_secs_f64() * 1e3 / k as f64;
-                pos += k;
-                per_token.push(ms);
-                host.push(submitted * 1e6 / k as f64);
-                by_position.push((pos, ms));
-            }
-            if args.profile {
-                print_profile(&mut s, &row)?;
-            }
-            runs.push(Run {
-                capacity,
-                full,
-                encoder_ms: median(enc),
-                ms_per_token: median(per_token),
-                host_us_per_token: median(host),
-                dispatches: s.dispatches_per_step(),
-                by_position,
-            });
+            configs.push((capacity, full, Session::new(model, opts)?));
         }
+    }
+    let n = configs.len();
+    let (mut enc, mut cross) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    for round in 0..=args.encoder_runs.max(1) {
+        for (i, (_, _, s)) in configs.iter_mut().enumerate() {
+            let t = Instant::now();
+            s.run_encoder(&[&mel])?;
+            s.state()?; // waits for the device
+            let t_cross = Instant::now();
+            s.compute_cross_kv()?;
+            s.state()?;
+            if round > 0 {
+                // Round 0 warms caches up.
+                enc[i].push((t_cross - t).as_secs_f64() * 1e3);
+                cross[i].push(t_cross.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let max_new = configs.iter().map(|c| args.steps.min(c.2.shape().max_len - prompt.len() - 1)).min().unwrap_or(0);
+    let row = RowPrompt { tokens: prompt.clone(), max_new_tokens: Some(max_new), ..Default::default() };
+    for (_, _, s) in configs.iter_mut() {
+        s.set_rules_from(g)?;
+        s.start(std::slice::from_ref(&row))?;
+        s.step(k)?; // warm-up submission
+    }
+    let (mut per_token, mut host, mut by_position) = (vec![Vec::new(); n], vec![Vec::new(); n], vec![Vec::new(); n]);
+    let mut pos = prompt.len() - 1 + k;
+    while pos + k < max_new + prompt.len() {
+        pos += k;
+        for (i, (_, _, s)) in configs.iter_mut().enumerate() {
+            let t = Instant::now();
+            s.submit(k)?;
+            let submitted = t.elapsed().as_secs_f64();
+            s.state()?;
+            let ms = t.elapsed().as_secs_f64() * 1e3 / k as f64;
+            per_token[i].push(ms);
+            host[i].push(submitted * 1e6 / k as f64);
+            by_position[i].push((pos, ms));
+        }
+    }
+    let mut runs = Vec::new();
+    for (i, (capacity, full, s)) in configs.iter_mut().enumerate() {
+        if args.profile {
+            println!("profile, capacity {capacity}{}:", if *full { ", full capacity" } else { "" });
+            print_profile(s, &row)?;
+        }
+        runs.push(Run {
+            capacity: *capacity,
+            full: *full,
+            encoder_ms: median(std::mem::take(&mut enc[i])),
+            cross_kv_ms: median(std::mem::take(&mut cross[i])),
+            ms_per_token: median(std::mem::take(&mut per_token[i])),
+            host_us_per_token: median(std::mem::take(&mut host[i])),
+            dispatches: s.dispatches_per_step(),
+            by_position: std::mem::take(&mut by_position[i]),
+        });
     }
 
     println!("device: {device}; {k} steps per submission; KV cache {}", args.kv);
     println!(
-        "| model | capacity | attention | encoder ms | decode ms/token | tokens/s | host us/token | dispatches/step |"
+        "| model | capacity | attention | encoder ms | cross K/V ms | decode ms/token | tokens/s | host us/token | dispatches/step |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in &runs {
         println!(
-            "| {name} | {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {} |",
+            "| {name} | {} | {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {} |",
             r.capacity,
             if r.full { "full capacity, masked" } else { "valid prefix" },
             r.encoder_ms,
+            r.cross_kv_ms,
             r.ms_per_token,
             1e3 / r.ms_per_token,
             r.host_us_per_token,
@@ -217,6 +239,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "kv": args.kv,
             "dtype": args.dtype,
             "encoder_ms": r.encoder_ms,
+            "cross_kv_ms": r.cross_kv_ms,
             "decode_ms_per_token": r.ms_per_token,
             "tokens_per_s": 1e3 / r.ms_per_token,
             "host_us_per_token": r.host_us_per_token,

@@ -111,10 +111,21 @@ impl<'m> Session<'m> {
     /// Runs the encoder on up to `rows` log-mel spectrograms and computes the cross-attention
     /// keys and values of every layer.
     pub fn encode(&mut self, mels: &[&[f32]]) -> Result<()> {
+        self.run_encoder(mels)?;
+        self.compute_cross_kv()
+    }
+
+    /// The first half of [`Session::encode`]: the encoder alone (queued, not waited for).
+    pub fn run_encoder(&mut self, mels: &[&[f32]]) -> Result<()> {
         let mut b = self.model.backend();
         self.encoder.write_mel(b.as_mut(), mels)?;
-        b.run(self.encoder.plan, 1)?;
-        b.run(self.decoder.cross, 1)
+        b.run(self.encoder.plan, 1)
+    }
+
+    /// The second half of [`Session::encode`]: every layer's cross-attention keys and values
+    /// from the encoder output (queued, not waited for).
+    pub fn compute_cross_kv(&mut self) -> Result<()> {
+        self.model.backend().run(self.decoder.cross, 1)
     }
 
     /// Writes the encoder's output directly (tests feed reference encoder outputs).
