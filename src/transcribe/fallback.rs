@@ -4,6 +4,7 @@
 //! unless the window looks like silence (then the low score is expected).
 use super::window::{WindowDecoder, WindowRequest, WindowResult};
 use crate::Result;
+use std::cmp::Ordering;
 use std::io::Write;
 
 /// Text from tokens: the tokenizer, or a stand-in in tests.
@@ -64,7 +65,8 @@ impl FallbackRules {
     /// log-probability not above its own.
     pub fn is_silence(&self, r: &WindowResult) -> bool {
         match (self.no_speech_threshold, self.logprob_threshold) {
-            (Some(ns), Some(lp)) => r.no_speech_prob > ns && !(r.avg_logprob > lp),
+            // "Not above" rather than "below": a NaN score counts as silence, as in OpenAI.
+            (Some(ns), Some(lp)) => r.no_speech_prob > ns && r.avg_logprob.partial_cmp(&lp) != Some(Ordering::Greater),
             (Some(ns), None) => r.no_speech_prob > ns,
             _ => false,
         }
