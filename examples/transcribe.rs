@@ -10,9 +10,10 @@
 //! then PyPI), with progress on stderr. The transcript goes to stdout; errors are one message on
 //! stderr and a non-zero exit status.
 use clap::Parser;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use whisper_wgpu::audio::WavStream;
 use whisper_wgpu::backend::wgpu::{AdapterChoice, WgpuOptions};
@@ -86,20 +87,32 @@ fn main() -> ExitCode {
     }
 }
 
-/// Download progress on stderr: steps as lines, bytes as one updating line per file.
+/// Download progress on stderr: steps as lines; bytes as one updating line on a terminal, else
+/// a line per quarter.
 fn report(p: Progress<'_>) {
+    static LAST_QUARTER: AtomicU64 = AtomicU64::new(u64::MAX);
+    let tty = std::io::stderr().is_terminal();
     match p {
         Progress::Step(s) => eprintln!("{s}"),
         Progress::Download { file, done, total } => {
             let mb = |b: u64| b as f64 / (1 << 20) as f64;
-            match total {
+            let line = match total {
                 Some(t) if t > 0 => {
-                    eprint!("\r{file}: {:.1} / {:.1} MiB ({:.0}%)", mb(done), mb(t), 100.0 * done as f64 / t as f64);
-                    if done >= t {
-                        eprintln!();
-                    }
+                    format!("{file}: {:.1} / {:.1} MiB ({:.0}%)", mb(done), mb(t), 100.0 * done as f64 / t as f64)
                 }
-                _ => eprint!("\r{file}: {:.1} MiB", mb(done)),
+                _ => format!("{file}: {:.1} MiB", mb(done)),
+            };
+            let finished = total.is_some_and(|t| done >= t);
+            if tty {
+                eprint!("\r{line}");
+                if finished {
+                    eprintln!();
+                }
+            } else {
+                let quarter = total.filter(|&t| t > 0).map_or(done >> 24, |t| 4 * done / t);
+                if LAST_QUARTER.swap(quarter, Ordering::Relaxed) != quarter {
+                    eprintln!("{line}");
+                }
             }
         }
     }

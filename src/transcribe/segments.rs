@@ -43,7 +43,9 @@ pub struct Timing {
 /// `segment_frames` mel frames; `timestamp_begin` is `<|0.00|>`.
 pub fn cut(tokens: &[u32], timestamp_begin: u32, segment_frames: usize, timing: Timing) -> Cut {
     let is_ts: Vec<bool> = tokens.iter().map(|&t| t >= timestamp_begin).collect();
-    let pos = |t: u32| (t - timestamp_begin) as f64;
+    // Steps after <|0.00|>; a text token where a timestamp belongs (a decoder without the
+    // timestamp rules) counts as the window's start.
+    let pos = |t: u32| t.saturating_sub(timestamp_begin) as f64;
     let single_timestamp_ending = is_ts.len() >= 2 && !is_ts[is_ts.len() - 2] && is_ts[is_ts.len() - 1];
     // Index after each pair of consecutive timestamps.
     let mut slices: Vec<usize> = (1..tokens.len()).filter(|&i| is_ts[i - 1] && is_ts[i]).collect();
@@ -119,5 +121,12 @@ mod tests {
         let zero = cut(&[1, 2, ts(0.0)], TS, 1000, TIMING);
         assert_eq!(zero.pieces[0].end, 10.0);
         assert_eq!(cut(&[], TS, 3000, TIMING).pieces[0].end, 30.0);
+    }
+
+    #[test]
+    fn text_before_the_first_timestamp_starts_at_the_window() {
+        let c = cut(&[1, 2, ts(3.0), ts(3.0), 3, ts(4.0)], TS, 3000, TIMING);
+        assert_eq!((c.pieces[0].start, c.pieces[0].end), (0.0, 3.0));
+        assert_eq!(c.advance, 3000);
     }
 }
