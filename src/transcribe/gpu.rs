@@ -1,6 +1,10 @@
 //! [`WindowDecoder`] on a model: builds Whisper prompts, runs batches of windows through a
 //! decoding [`Session`] (encoder, cross K/V, replayed decode steps with the token rules on the
 //! GPU) and reads back tokens and scores.
+//!
+//! A session keeps the cross-attention keys and values of the windows it last encoded, so
+//! decoding the same windows again (temperature fallback, language detection then decoding)
+//! skips the encoder.
 use super::window::{Task, WindowDecoder, WindowRequest, WindowResult};
 use crate::decode::{RowPrompt, Session, SessionOptions};
 use crate::model::Model;
@@ -12,6 +16,20 @@ pub struct GpuWindowDecoder<'m> {
     options: SessionOptions,
     /// Sessions by row count, made on first use (a batch of 3 need not pay for 8 rows).
     sessions: HashMap<usize, Session<'m>>,
+    /// Fingerprint of the mels each session (by row count) last encoded.
+    encoded: HashMap<usize, u64>,
+}
+
+/// A hash of the spectrograms' bits (and their count and lengths).
+fn fingerprint(mels: &[&[f32]]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    mels.len().hash(&mut h);
+    for m in mels {
+        m.len().hash(&mut h);
+        h.write(bytemuck::cast_slice(m));
+    }
+    h.finish()
 }
 
 impl<'m> GpuWindowDecoder<'m> {
@@ -25,7 +43,21 @@ impl<'m> GpuWindowDecoder<'m> {
         if options.rows == 0 {
             return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
         }
-        Ok(GpuWindowDecoder { model, options, sessions: HashMap::new() })
+        Ok(GpuWindowDecoder { model, options, sessions: HashMap::new(), encoded: HashMap::new() })
+    }
+
+    /// The session for `rows` windows with `mels` encoded (the encoder runs only when the
+    /// session last encoded something else).
+    fn encoded_session(&mut self, mels: &[&[f32]]) -> Result<&mut Session<'m>> {
+        let rows = mels.len();
+        let key = fingerprint(mels);
+        // Forget the old fingerprint first: a failed encode leaves the session's state unknown.
+        let cached = self.encoded.remove(&rows) == Some(key);
+        if !cached {
+            self.session(rows)?.encode(mels)?;
+        }
+        self.encoded.insert(rows, key);
+        self.session(rows)
     }
 
     fn session(&mut self, rows: usize) -> Result<&mut Session<'m>> {
@@ -94,8 +126,7 @@ impl<'m> GpuWindowDecoder<'m> {
             });
         }
         let mels: Vec<&[f32]> = requests.iter().map(|r| r.mel).collect();
-        let s = self.session(requests.len())?;
-        s.encode(&mels)?;
+        let s = self.encoded_session(&mels)?;
         s.set_rules(&g.suppress_tokens, &g.begin_suppress_tokens)?;
         s.start(&prompts)?;
         s.run_to_end()?;
@@ -136,8 +167,7 @@ impl WindowDecoder for GpuWindowDecoder<'_> {
             return Err(Error::InvalidArgument("language detection needs a multilingual model".into()));
         }
         let sot = g.sot.ok_or_else(|| Error::InvalidArgument("the model has no <|startoftranscript|> token".into()))?;
-        let s = self.session(1)?;
-        s.encode(&[mel])?;
+        let s = self.encoded_session(&[mel])?;
         s.set_rules(&[], &[])?;
         s.start(&[RowPrompt { tokens: vec![sot], max_new_tokens: Some(1), ..Default::default() }])?;
         s.step(1)?;

@@ -1,0 +1,141 @@
+//! Decoding one window with temperature fallback, as OpenAI's `decode_with_fallback`: decode
+//! at the first temperature; if the text is too repetitive (gzip-style compression ratio above
+//! a threshold) or too unlikely (average log-probability below one), try the next temperature,
+//! unless the window looks like silence (then the low score is expected).
+use super::window::{WindowDecoder, WindowRequest, WindowResult};
+use crate::Result;
+use std::cmp::Ordering;
+use std::io::Write;
+
+/// Text from tokens: the tokenizer, or a stand-in in tests.
+pub trait Detokenize {
+    /// The text of `tokens` (special tokens ignored).
+    fn detokenize(&self, tokens: &[u32]) -> Result<String>;
+}
+
+impl Detokenize for crate::tokenizer::Tokenizer {
+    fn detokenize(&self, tokens: &[u32]) -> Result<String> {
+        self.decode(tokens)
+    }
+}
+
+/// Bytes of the UTF-8 text over bytes of its zlib compression (level 6, like Python's
+/// `zlib.compress`), the repetitiveness measure OpenAI's decoder reports. 0 for empty text.
+pub fn compression_ratio(text: &str) -> f32 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    // Writing to a Vec cannot fail.
+    let compressed = z.write_all(text.as_bytes()).and_then(|_| z.finish()).map(|v| v.len()).unwrap_or(1);
+    text.len() as f32 / compressed.max(1) as f32
+}
+
+/// When a decode is good enough, when it is silence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FallbackRules {
+    /// Temperatures tried in order (OpenAI: 0.0, 0.2, ..., 1.0).
+    pub temperatures: Vec<f32>,
+    /// Retry when the compression ratio is above this (OpenAI: 2.4).
+    pub compression_ratio_threshold: Option<f32>,
+    /// Retry when the average log-probability is below this (OpenAI: -1.0).
+    pub logprob_threshold: Option<f32>,
+    /// With the log-probability below its threshold, a no-speech probability above this means
+    /// silence: no retry, and the window is skipped (OpenAI: 0.6).
+    pub no_speech_threshold: Option<f32>,
+    /// Samples drawn per window at temperatures above 0, the most likely kept (OpenAI's
+    /// `best_of`; 1 = one sample).
+    pub best_of: usize,
+}
+
+impl Default for FallbackRules {
+    fn default() -> Self {
+        FallbackRules {
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: Some(2.4),
+            logprob_threshold: Some(-1.0),
+            no_speech_threshold: Some(0.6),
+            best_of: 1,
+        }
+    }
+}
+
+impl FallbackRules {
+    /// OpenAI's silence test: no-speech probability above its threshold and the average
+    /// log-probability not above its own.
+    pub fn is_silence(&self, r: &WindowResult) -> bool {
+        match (self.no_speech_threshold, self.logprob_threshold) {
+            // "Not above" rather than "below": a NaN score counts as silence, as in OpenAI.
+            (Some(ns), Some(lp)) => r.no_speech_prob > ns && r.avg_logprob.partial_cmp(&lp) != Some(Ordering::Greater),
+            (Some(ns), None) => r.no_speech_prob > ns,
+            _ => false,
+        }
+    }
+
+    /// Whether a decode should be retried at the next temperature.
+    pub fn needs_fallback(&self, r: &WindowResult, compression_ratio: f32) -> bool {
+        let repetitive = self.compression_ratio_threshold.is_some_and(|t| compression_ratio > t);
+        let unlikely = self.logprob_threshold.is_some_and(|t| r.avg_logprob < t);
+        let silent = self.no_speech_threshold.is_some_and(|t| r.no_speech_prob > t)
+            && self.logprob_threshold.is_some_and(|t| r.avg_logprob < t);
+        (repetitive || unlikely) && !silent
+    }
+}
+
+/// The decode kept for a window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    pub result: WindowResult,
+    pub temperature: f32,
+    pub text: String,
+    pub compression_ratio: f32,
+}
+
+/// Decodes `request` at each temperature of `rules` until one passes (the last one is kept
+/// whatever it scores). `seed(t, k)` gives the seed of sample `k` at temperature index `t`;
+/// `eot` separates text tokens from special ones.
+pub fn decode_with_fallback(
+    decoder: &mut dyn WindowDecoder,
+    text: &dyn Detokenize,
+    eot: u32,
+    request: &WindowRequest<'_>,
+    rules: &FallbackRules,
+    seed: impl Fn(usize, usize) -> u64,
+) -> Result<Decoded> {
+    let temperatures: &[f32] = if rules.temperatures.is_empty() { &[0.0] } else { &rules.temperatures };
+    let mut kept = None;
+    for (ti, &t) in temperatures.iter().enumerate() {
+        let samples = if t > 0.0 { rules.best_of.max(1) } else { 1 };
+        let requests: Vec<WindowRequest<'_>> =
+            (0..samples).map(|k| WindowRequest { temperature: t, seed: seed(ti, k), ..request.clone() }).collect();
+        let results = decoder.decode(&requests)?;
+        // OpenAI's maximum-likelihood ranker without a length penalty: sum_logprob / length.
+        let score = |r: &WindowResult| r.sum_logprob / r.tokens.len().max(1) as f32;
+        let Some(best) = results.into_iter().reduce(|a, b| if score(&b) > score(&a) { b } else { a }) else {
+            return Err(crate::Error::InvalidArgument("the window decoder returned no result".into()));
+        };
+        let text_tokens: Vec<u32> = best.tokens.iter().copied().filter(|&x| x < eot).collect();
+        let s = text.detokenize(&text_tokens)?;
+        let ratio = compression_ratio(&s);
+        let retry = rules.needs_fallback(&best, ratio);
+        kept = Some(Decoded { result: best, temperature: t, text: s, compression_ratio: ratio });
+        if !retry {
+            break;
+        }
+    }
+    Ok(kept.expect("at least one temperature is tried"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_ratio_grows_with_repetition() {
+        let plain = compression_ratio(" And so my fellow Americans ask not what your country can do for you");
+        let looped = compression_ratio(&" ask not".repeat(40));
+        assert!(plain < 1.5, "{plain}");
+        assert!(looped > 2.4, "{looped}");
+        assert_eq!(compression_ratio(""), 0.0);
+    }
+}

@@ -1,0 +1,246 @@
+//! Long-form transcription over any [`WindowDecoder`], following OpenAI whisper's
+//! `transcribe()`:
+//!
+//! 1. take 30 s of 16 kHz audio from the current position (`seek`, in mel frames), compute its
+//!    log-mel (zero-padded to 30 s when the audio ends sooner);
+//! 2. decode it, conditioned on the text so far, with temperature fallback ([`super::fallback`]);
+//! 3. skip the window as silence when no-speech is likely and the text unlikely;
+//! 4. cut the tokens into segments at timestamp pairs and move `seek` to the last complete
+//!    timestamp, or past the whole window ([`super::segments`]);
+//! 5. stop conditioning on earlier text after a decode at a temperature above 0.5.
+//!
+//! Audio comes from a [`SampleSource`] read forward window by window ([`super::source`]):
+//! streaming a `WavStream` keeps memory bounded however long the file is.
+use super::fallback::{decode_with_fallback, Detokenize, FallbackRules};
+use super::segments::{cut, Timing};
+use super::source::{SampleSource, SliceSource, Windows};
+use super::window::{Task, WindowDecoder, WindowRequest};
+use crate::audio::{LogMel, HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
+use crate::config::{GenerationConfig, ModelDims};
+use crate::{Error, Result};
+use serde::Serialize;
+
+/// One stretch of the transcript.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Segment {
+    /// Seconds from the start of the audio.
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    /// The segment's tokens, timestamps included (empty when the text was empty).
+    pub tokens: Vec<u32>,
+    /// The temperature of the decode the segment came from.
+    pub temperature: f32,
+    pub avg_logprob: f32,
+    pub compression_ratio: f32,
+    pub no_speech_prob: f32,
+}
+
+/// Everything a transcription produced.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Transcript {
+    /// The text of every segment, in order (the initial prompt excluded).
+    pub text: String,
+    pub segments: Vec<Segment>,
+    /// The language token decoded with (multilingual models); `None` for English-only ones.
+    pub language: Option<u32>,
+    /// Seconds of audio.
+    pub duration: f64,
+}
+
+/// How to transcribe (OpenAI's `transcribe()` defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TranscribeOptions {
+    pub task: Task,
+    /// Language token (`<|de|>`, ...); `None`: detect on the first window (multilingual
+    /// models), nothing (English-only ones).
+    pub language: Option<u32>,
+    /// Decode with timestamps and cut segments at them; without, one segment per window.
+    pub timestamps: bool,
+    pub fallback: FallbackRules,
+    /// Condition each window on the text before it.
+    pub condition_on_previous_text: bool,
+    /// Tokens to condition the first window on (encode `" " + prompt.trim()`).
+    pub initial_prompt: Vec<u32>,
+    /// Latest first timestamp of a window, seconds (OpenAI: 1.0).
+    pub max_initial_timestamp: Option<f32>,
+    /// Sampled tokens per window at most; `None`: half the text context (OpenAI's sample_len).
+    pub sample_len: Option<usize>,
+    /// Seed of the sampling noise at temperatures above 0.
+    pub seed: u64,
+}
+
+impl Default for TranscribeOptions {
+    fn default() -> Self {
+        TranscribeOptions {
+            task: Task::Transcribe,
+            language: None,
+            timestamps: true,
+            fallback: FallbackRules::default(),
+            condition_on_previous_text: true,
+            initial_prompt: Vec::new(),
+            max_initial_timestamp: Some(1.0),
+            sample_len: None,
+            seed: 0,
+        }
+    }
+}
+
+/// What the loop needs to know of the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    pub n_mels: usize,
+    pub n_text_ctx: usize,
+    pub timing: Timing,
+    /// Tokens below this are text.
+    pub eot: u32,
+    /// `<|0.00|>`; `None` for models without timestamps (they decode without).
+    pub timestamp_begin: Option<u32>,
+    pub multilingual: bool,
+}
+
+impl ModelInfo {
+    pub fn new(dims: &ModelDims, generation: &GenerationConfig) -> Result<ModelInfo> {
+        if dims.n_frames() != N_FRAMES {
+            return Err(Error::InvalidArgument(format!(
+                "long-form transcription needs 30 s windows ({N_FRAMES} mel frames); the model takes {}",
+                dims.n_frames()
+            )));
+        }
+        let eot = generation
+            .eot
+            .ok_or_else(|| Error::InvalidArgument("the model has no end-of-text token to transcribe with".into()))?;
+        let input_stride = N_FRAMES / dims.n_audio_ctx;
+        let frame_seconds = HOP_LENGTH as f64 / SAMPLE_RATE as f64;
+        Ok(ModelInfo {
+            n_mels: dims.n_mels,
+            n_text_ctx: dims.n_text_ctx,
+            timing: Timing { input_stride, time_precision: input_stride as f64 * frame_seconds, frame_seconds },
+            eot,
+            timestamp_begin: generation.timestamp_begin,
+            multilingual: generation.is_multilingual,
+        })
+    }
+}
+
+/// Long-form transcription of one model through a window decoder.
+pub struct Transcriber<'a> {
+    decoder: &'a mut dyn WindowDecoder,
+    text: &'a dyn Detokenize,
+    info: ModelInfo,
+    mel: LogMel,
+}
+
+/// The running state of one transcription.
+struct State {
+    all_tokens: Vec<u32>,
+    prompt_reset_since: usize,
+    segments: Vec<Segment>,
+}
+
+impl<'a> Transcriber<'a> {
+    pub fn new(decoder: &'a mut dyn WindowDecoder, text: &'a dyn Detokenize, info: ModelInfo) -> Result<Self> {
+        let mel = LogMel::new(info.n_mels)?;
+        Ok(Transcriber { decoder, text, info, mel })
+    }
+
+    /// Transcribes samples held in memory.
+    pub fn transcribe(&mut self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript> {
+        self.transcribe_source(SliceSource::new(samples), options, &mut |_| {})
+    }
+
+    /// Transcribes a stream, window by window; `on_segment` sees each segment as it is made.
+    pub fn transcribe_source<S: SampleSource>(
+        &mut self,
+        source: S,
+        options: &TranscribeOptions,
+        on_segment: &mut dyn FnMut(&Segment),
+    ) -> Result<Transcript> {
+        let timestamps = options.timestamps && self.info.timestamp_begin.is_some();
+        let ts_begin = self.info.timestamp_begin.unwrap_or(u32::MAX);
+        let timing = self.info.timing;
+        let sample_len = options.sample_len.unwrap_or(self.info.n_text_ctx / 2);
+        let max_initial = options
+            .max_initial_timestamp
+            .filter(|_| timestamps)
+            .map(|s| (s as f64 / timing.time_precision).round().max(0.0) as u32);
+        let mut language = options.language;
+        let mut windows = Windows::new(source);
+        let mut mel = vec![0f32; self.info.n_mels * N_FRAMES];
+        let mut st = State { all_tokens: options.initial_prompt.clone(), prompt_reset_since: 0, segments: Vec::new() };
+        let mut seek = 0usize;
+        for window_index in 0u64.. {
+            let samples = windows.window((seek * HOP_LENGTH) as u64)?;
+            let available = samples.len() / HOP_LENGTH;
+            if seek == 0 && samples.is_empty() {
+                return Err(Error::InvalidAudio("the audio is empty (no samples to transcribe)".into()));
+            }
+            // Full windows while the source goes on; what is left of the audio at its end.
+            let segment_frames = available.min(N_FRAMES);
+            if segment_frames == 0 {
+                break;
+            }
+            self.mel.compute_into(&samples[..segment_frames * HOP_LENGTH], &mut mel)?;
+            if language.is_none() && self.info.multilingual {
+                language = self.decoder.detect_language(&mel)?.first().map(|&(id, _)| id);
+            }
+            let previous = &st.all_tokens[st.prompt_reset_since..];
+            let request = WindowRequest {
+                mel: &mel,
+                previous,
+                language,
+                task: options.task,
+                timestamps,
+                temperature: 0.0,
+                seed: 0,
+                max_initial_timestamp_index: max_initial,
+                max_new_tokens: Some(sample_len),
+            };
+            let seed = |t: usize, k: usize| mix(options.seed ^ mix(window_index) ^ mix((t as u64) << 32 | k as u64));
+            let d = decode_with_fallback(self.decoder, self.text, self.info.eot, &request, &options.fallback, seed)?;
+            if options.fallback.is_silence(&d.result) {
+                seek += segment_frames;
+                continue;
+            }
+            let time_offset = seek as f64 * timing.frame_seconds;
+            let c = cut(&d.result.tokens, ts_begin, segment_frames, timing);
+            for piece in c.pieces {
+                let text_tokens: Vec<u32> = piece.tokens.iter().copied().filter(|&t| t < self.info.eot).collect();
+                let mut seg = Segment {
+                    start: time_offset + piece.start,
+                    end: time_offset + piece.end,
+                    text: self.text.detokenize(&text_tokens)?,
+                    tokens: piece.tokens,
+                    temperature: d.temperature,
+                    avg_logprob: d.result.avg_logprob,
+                    compression_ratio: d.compression_ratio,
+                    no_speech_prob: d.result.no_speech_prob,
+                };
+                // An instantaneous segment, or one without text, keeps its place but says nothing.
+                if seg.start == seg.end || seg.text.trim().is_empty() {
+                    seg.text.clear();
+                    seg.tokens.clear();
+                }
+                st.all_tokens.extend_from_slice(&seg.tokens);
+                on_segment(&seg);
+                st.segments.push(seg);
+            }
+            if !options.condition_on_previous_text || d.temperature > 0.5 {
+                st.prompt_reset_since = st.all_tokens.len();
+            }
+            // A window must make progress (OpenAI would loop forever on `<|0.00|> ... <|0.00|><|0.00|>`).
+            seek += if c.advance == 0 { segment_frames } else { c.advance };
+        }
+        let text = self.text.detokenize(&st.all_tokens[options.initial_prompt.len()..])?;
+        let duration = windows.total().unwrap_or(0) as f64 / SAMPLE_RATE as f64;
+        Ok(Transcript { text, segments: st.segments, language, duration })
+    }
+}
+
+/// splitmix64's finaliser: distinct seeds for each window, temperature and sample.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,55 @@
+//! Long-form transcription end to end on the GPU: tiny.en over 39 s of audio (jfk.wav, 17 s of
+//! silence, jfk.wav again). The first window holds the first sentence and the start of the
+//! second, so the second window starts at the first window's last complete timestamp.
+//!
+//! (With short gaps a window holds the same sentence two or three times; its text then
+//! compresses better than 2.4:1 and OpenAI's rules retry it at every temperature up to 1.0,
+//! which is right but makes a slow test that depends on sampling.)
+mod common;
+use common::*;
+use whisper_wgpu::audio::{load_wav, SAMPLE_RATE};
+use whisper_wgpu::backend::Backend;
+use whisper_wgpu::checkpoint::Checkpoint;
+use whisper_wgpu::model::{Model, WeightDtype};
+use whisper_wgpu::tokenizer::Tokenizer;
+use whisper_wgpu::transcribe::gpu::GpuWindowDecoder;
+use whisper_wgpu::transcribe::{output, ModelInfo, Transcriber};
+
+#[test]
+fn jfk_twice_gives_two_sentences_at_increasing_times() {
+    let ck = Checkpoint::load(&shared("models/whisper-tiny.en")).unwrap();
+    let tok = Tokenizer::from_file(ck.tokenizer.as_ref().unwrap(), ck.generation.eot.unwrap()).unwrap();
+    let Some(gpu) = gpu() else { return };
+    let backend: Box<dyn Backend + Send> = Box::new(gpu);
+    let model = Model::new(backend, ck.dims, ck.generation, &ck.weights, WeightDtype::Auto).unwrap();
+
+    let jfk = load_wav(&shared("samples/jfk.wav")).unwrap();
+    let gap = vec![0.0f32; SAMPLE_RATE as usize * 17];
+    let audio: Vec<f32> = [&jfk[..], &gap, &jfk].concat();
+    let jfk_s = jfk.len() as f64 / SAMPLE_RATE as f64;
+    let period = jfk_s + 17.0;
+
+    let mut dec = GpuWindowDecoder::new(&model, 1).unwrap();
+    let info = ModelInfo::new(&model.dims, &model.generation).unwrap();
+    let started = std::time::Instant::now();
+    let t = Transcriber::new(&mut dec, &tok, info).unwrap().transcribe(&audio, &Default::default()).unwrap();
+    let lines: Vec<String> = t.segments.iter().map(output::timestamp_line).collect();
+    eprintln!("{:.1} s of audio in {:.1} s:\n{}", t.duration, started.elapsed().as_secs_f64(), lines.join("\n"));
+
+    let sentence = "ask not what your country can do for you";
+    assert!(t.text.matches(sentence).count() >= 2, "{}", t.text);
+    // Segment times increase and stay inside the audio.
+    for w in t.segments.windows(2) {
+        assert!(w[0].start <= w[1].start && w[0].start <= w[0].end, "{lines:?}");
+    }
+    assert!(t.segments.iter().all(|s| s.end <= t.duration + 0.5), "{lines:?}");
+    // Each repetition ends with "... for your country" where the sentence ends in the audio.
+    // (Starts are looser: a window's first timestamp is at most 1 s in, so the segment after
+    // the seek may begin in the silence before the speech, as OpenAI's does.)
+    let ends: Vec<f64> = t.segments.iter().filter(|s| s.text.contains("for your country")).map(|s| s.end).collect();
+    assert_eq!(ends.len(), 2, "{lines:?}");
+    for (k, &e) in ends.iter().enumerate() {
+        let want = k as f64 * period + jfk_s;
+        assert!((e - want).abs() < 1.5, "repetition {k} ends at {e:.2} s, expected about {want:.2}: {lines:?}");
+    }
+}
