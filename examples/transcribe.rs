@@ -34,12 +34,11 @@ struct Args {
     /// from the cache or fetched into it ($WHISPER_WGPU_CACHE, else ~/.cache/whisper-wgpu).
     #[arg(long, default_value = "")]
     model: String,
-    /// Print `[start --> end] text` lines as segments are decoded.
+    /// Decode timestamp tokens and print `[start --> end] text` lines as segments are decoded.
+    /// Without it (and without a subtitle or JSON output) the plain transcript is decoded with
+    /// `<|notimestamps|>`, one segment per 30 s window.
     #[arg(long)]
     timestamps: bool,
-    /// Decode without timestamp tokens (one segment per 30 s window).
-    #[arg(long)]
-    no_timestamps: bool,
     /// Write SubRip subtitles here.
     #[arg(long)]
     srt: Option<PathBuf>,
@@ -183,7 +182,8 @@ fn run(args: &Args) -> Result<()> {
     let options = TranscribeOptions {
         task: if args.task == "translate" { Task::Translate } else { Task::Transcribe },
         language: args.language.as_deref().map(|c| language_token(c, tok, multilingual)).transpose()?.flatten(),
-        timestamps: !args.no_timestamps,
+        // Segment times are needed for lines, subtitles and the JSON segment list.
+        timestamps: args.timestamps || args.srt.is_some() || args.vtt.is_some() || args.json.is_some(),
         fallback: FallbackRules { best_of: args.best_of.max(1), ..Default::default() },
         condition_on_previous_text: !args.no_condition_on_previous_text,
         initial_prompt: match &args.initial_prompt {
