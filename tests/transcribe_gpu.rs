@@ -5,7 +5,8 @@ use common::*;
 use whisper_wgpu::audio::{load_wav, log_mel_spectrogram};
 use whisper_wgpu::backend::Backend;
 use whisper_wgpu::checkpoint::Checkpoint;
-use whisper_wgpu::decode::SessionOptions;
+use whisper_wgpu::decode::{RowPrompt, Session, SessionOptions};
+use whisper_wgpu::graph::{state, STATE_WORDS};
 use whisper_wgpu::model::{Model, WeightDtype};
 use whisper_wgpu::tokenizer::Tokenizer;
 use whisper_wgpu::transcribe::gpu::GpuWindowDecoder;
@@ -73,17 +74,49 @@ fn jfk_and_espeak_tokens_text_and_timestamps_match_reference() {
     assert_eq!(with_ts[0].tokens, want);
 }
 
-/// Tokens are identical however many steps go into one submission.
+/// The replayed decode step gives the reference tokens however many steps go into one
+/// submission: jfk and espeak without timestamps, jfk with them, decoded as one batch of three
+/// rows (the encoder runs once; each K restarts the rows).
 #[test]
 fn steps_per_submit_does_not_change_tokens() {
     let Some((model, _)) = tiny_en() else { return };
-    let mel = log_mel_spectrogram(&load_wav(&shared("samples/jfk.wav")).unwrap(), 80).unwrap();
-    let mut outputs = Vec::new();
-    for k in [1usize, 4, 16] {
-        let opts = SessionOptions { rows: 1, steps_per_submit: k, ..Default::default() };
-        let mut dec = GpuWindowDecoder::with_options(&model, opts).unwrap();
-        outputs.push(dec.decode(&[request(&mel, true)]).unwrap().remove(0));
+    let read =
+        |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(shared(p)).unwrap()).unwrap() };
+    let jfk_ref = read("reference/tiny.en-jfk/reference.json");
+    let espeak_ref = read("reference/espeak_sentence.json");
+    let ts_ref = read("reference/tiny.en-jfk/timestamps.json");
+    let jfk = log_mel_spectrogram(&load_wav(&shared("samples/jfk.wav")).unwrap(), 80).unwrap();
+    let espeak = log_mel_spectrogram(&load_wav(&shared("samples/espeak_sentence.wav")).unwrap(), 80).unwrap();
+    let g = model.generation.clone();
+    let (sot, eot) = (g.sot.unwrap(), g.eot.unwrap());
+    let plain = RowPrompt {
+        tokens: vec![sot, g.no_timestamps.unwrap()],
+        eot: Some(eot),
+        sot_index: Some(0),
+        no_speech: g.no_speech,
+        ..Default::default()
+    };
+    let timed =
+        RowPrompt { tokens: vec![sot], timestamps: true, max_initial_timestamp_index: Some(50), ..plain.clone() };
+    let mut want_ts = json_tokens(&ts_ref["generated_tokens_as_returned_by_generate"]);
+    if want_ts.last() != Some(&eot) {
+        want_ts.push(eot); // the session keeps the sampled end-of-text
     }
-    assert_eq!(outputs[0].tokens, outputs[1].tokens);
-    assert_eq!(outputs[0].tokens, outputs[2].tokens);
+    let want = [json_tokens(&jfk_ref["tokens"]), json_tokens(&espeak_ref["tokens"])];
+
+    let mut s = Session::new(&model, SessionOptions { rows: 3, ..Default::default() }).unwrap();
+    s.encode(&[&jfk, &espeak, &jfk]).unwrap();
+    s.set_rules_from(&g).unwrap();
+    for k in [1usize, 4, 16] {
+        s.start(&[plain.clone(), plain.clone(), timed.clone()]).unwrap();
+        let mut steps = 0;
+        while !s.step(k).unwrap().chunks(STATE_WORDS).all(|r| r[state::DONE] != 0) {
+            steps += k;
+            assert!(steps < 448, "K = {k}: decoding did not finish");
+        }
+        let rows = s.results().unwrap();
+        assert_eq!(rows[0].tokens, want[0], "jfk, K = {k}");
+        assert_eq!(rows[1].tokens, want[1], "espeak, K = {k}");
+        assert_eq!(&rows[2].tokens[1..], &want_ts[..], "jfk with timestamps, K = {k}");
+    }
 }
