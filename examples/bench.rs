@@ -221,9 +221,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for r in &runs {
         let (first, last) = (r.by_position.first().map_or(0, |p| p.0), r.by_position.last().map_or(0, |p| p.0));
         let mut marks = vec![first];
-        marks.extend([100, 500, 1000, 2000, 3000].into_iter().filter(|&p| p > first + 16 && p + 16 < last));
+        // Medians over the submissions within 4 submissions of each mark.
+        let w = 4 * k;
+        marks.extend([100, 500, 1000, 2000, 3000].into_iter().filter(|&p| p > first + w && p + w < last));
         marks.push(last);
-        let at: Vec<String> = marks.iter().map(|&p| format!("{p}: {:.2}", near(&r.by_position, p, 16))).collect();
+        let at: Vec<String> = marks.iter().map(|&p| format!("{p}: {:.2}", near(&r.by_position, p, w))).collect();
         println!(
             "ms/token by position (capacity {}, {}): {}",
             r.capacity,
