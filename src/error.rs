@@ -36,6 +36,10 @@ pub enum Error {
     Download(String),
     #[error("CUDA: {0}")]
     Cuda(String),
+    /// A library the CUDA backend loads at run time (the driver's libcuda, or NVRTC) is not
+    /// on this machine, or lacks a function the backend calls.
+    #[error("CUDA is not available: {library} {detail}")]
+    CudaUnavailable { library: String, detail: String },
 }
 
 impl Error {

@@ -1,6 +1,9 @@
 //! The small interface the model needs from a device: buffers, and op lists compiled once and
-//! replayed. [`cpu::CpuBackend`] is the plain-Rust reference; [`wgpu::WgpuBackend`] runs WGSL.
+//! replayed. [`cpu::CpuBackend`] is the plain-Rust reference; [`wgpu::WgpuBackend`] runs WGSL;
+//! `cuda::CudaBackend` (feature `cuda`) runs CUDA kernels replayed as CUDA graphs.
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod wgpu;
 
 use crate::graph::{BufId, Elem, Op};
@@ -70,6 +73,8 @@ pub enum BackendKind {
     Wgpu,
     /// The plain-Rust reference (tiny models and tests only: very slow).
     Cpu,
+    /// Native CUDA on NVIDIA GPUs; needs a build with the `cuda` feature.
+    Cuda,
 }
 
 impl BackendKind {
@@ -77,7 +82,8 @@ impl BackendKind {
         match s {
             "wgpu" => Ok(BackendKind::Wgpu),
             "cpu" => Ok(BackendKind::Cpu),
-            other => Err(Error::InvalidArgument(format!("unknown backend `{other}` (expected wgpu or cpu)"))),
+            "cuda" => Ok(BackendKind::Cuda),
+            other => Err(Error::InvalidArgument(format!("unknown backend `{other}` (expected wgpu, cuda or cpu)"))),
         }
     }
 }
@@ -87,5 +93,11 @@ pub fn open(kind: BackendKind, wgpu_options: &wgpu::WgpuOptions) -> Result<Box<d
     Ok(match kind {
         BackendKind::Wgpu => Box::new(wgpu::WgpuBackend::new(wgpu_options)?),
         BackendKind::Cpu => Box::new(cpu::CpuBackend::new()),
+        #[cfg(feature = "cuda")]
+        BackendKind::Cuda => Box::new(cuda::CudaBackend::new(&cuda::CudaOptions::default())?),
+        #[cfg(not(feature = "cuda"))]
+        BackendKind::Cuda => {
+            return Err(Error::InvalidArgument("this build has no CUDA backend: rebuild with `--features cuda`".into()))
+        }
     })
 }
