@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use whisper_wgpu::audio::{load_wav, log_mel_spectrogram};
 use whisper_wgpu::backend::wgpu::{AdapterChoice, WgpuOptions};
+use whisper_wgpu::backend::BackendKind;
 use whisper_wgpu::decode::{RowPrompt, Session, SessionOptions};
 use whisper_wgpu::graph::Elem;
 use whisper_wgpu::model::WeightDtype;
@@ -46,6 +47,10 @@ struct Args {
     /// Adapter name substring or index (see `wgpu` adapters on this machine).
     #[arg(long)]
     adapter: Option<String>,
+    /// wgpu (default) or cuda (a build with `--features cuda`; WHISPER_WGPU_CUDA_GRAPHS=0
+    /// replays with plain launches instead of CUDA graphs).
+    #[arg(long, default_value = "wgpu", value_parser = ["wgpu", "cuda"])]
+    backend: String,
     /// Also time attention over the full capacity with a mask (PyTorch's static-cache path).
     #[arg(long)]
     full_capacity: bool,
@@ -101,9 +106,9 @@ fn main() {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let options = LoadOptions {
+        backend: BackendKind::parse(&args.backend)?,
         wgpu: WgpuOptions { adapter: AdapterChoice { name: args.adapter.clone() }, ..Default::default() },
         dtype: WeightDtype::parse(&args.dtype)?,
-        ..Default::default()
     };
     let loaded = LoadedModel::from_dir(&args.model, &options)?;
     let model = &loaded.model;

@@ -59,7 +59,8 @@ struct Args {
     /// Weight storage on the device.
     #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "int8"])]
     dtype: String,
-    #[arg(long, default_value = "wgpu", value_parser = ["wgpu", "cpu"])]
+    /// wgpu (default), cuda (a build with `--features cuda`), or cpu (the slow reference).
+    #[arg(long, default_value = "wgpu", value_parser = ["wgpu", "cuda", "cpu"])]
     backend: String,
     /// Text to condition the first window on (names, spelling, style).
     #[arg(long)]

@@ -27,10 +27,19 @@ fn system_has(lib: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a library is on LD_LIBRARY_PATH or in the dynamic linker's cache.
+fn findable(lib: &str) -> bool {
+    let on_path = std::env::var("LD_LIBRARY_PATH").unwrap_or_default().split(':').any(|dir| {
+        std::fs::read_dir(dir)
+            .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(lib))))
+    });
+    on_path || system_has(lib)
+}
+
 #[test]
 fn missing_driver_is_a_typed_error() {
     let driver = probe(CudaLibrary::Driver);
-    if system_has("libcuda.so") || std::env::var_os("LD_LIBRARY_PATH").is_some() && driver.is_ok() {
+    if findable("libcuda.so") {
         // A machine with the driver: the error path cannot be reached; scripts/gpu-check.sh
         // covers opening the device.
         assert!(driver.is_ok(), "libcuda is installed but the probe failed: {driver:?}");
@@ -120,7 +129,7 @@ fn param_sizes(ptx: &str) -> HashMap<String, usize> {
 
 #[test]
 fn kernels_compile_to_ptx_with_every_entry_point() {
-    for arch in [75, 80, 89, 90] {
+    for arch in [80, 90] {
         let Some(ptx) = ptx_for(arch) else { return };
         assert_eq!(ptx.len(), kernels::FILES.len());
         for (file, src) in kernels::FILES.iter().zip(&ptx) {

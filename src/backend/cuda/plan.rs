@@ -239,8 +239,8 @@ impl Lower<'_> {
             flags,
         ]);
         // Field-major, as the C struct declares them: seg_end[3], seg_base[3], ...
-        for f in 0..8 {
-            p.u32s(&[seg[0][f], seg[1][f], seg[2][f]]);
+        for field in 0..8 {
+            p.u32s(&seg.map(|s| s[field]));
         }
         let matvec = o.m <= MATVEC_MAX_ROWS && o.z_outer == 1 && o.z_inner == 1;
         let label = format!("matmul {}x{}x{}", o.m, o.n, o.k);
