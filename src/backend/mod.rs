@@ -101,3 +101,25 @@ pub fn open(kind: BackendKind, wgpu_options: &wgpu::WgpuOptions) -> Result<Box<d
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_parse() {
+        assert_eq!(BackendKind::parse("wgpu").unwrap(), BackendKind::Wgpu);
+        assert_eq!(BackendKind::parse("cuda").unwrap(), BackendKind::Cuda);
+        assert!(matches!(BackendKind::parse("metal"), Err(Error::InvalidArgument(_))));
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_a_clear_error() {
+        match open(BackendKind::Cuda, &Default::default()) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("--features cuda"), "{m}"),
+            Err(e) => panic!("expected InvalidArgument, got {e}"),
+            Ok(b) => panic!("opened {} without the cuda feature", b.describe()),
+        }
+    }
+}
