@@ -38,8 +38,9 @@ cargo build --release --features cuda --example transcribe --example bench --exa
 cargo test --features cuda --no-run --test cuda --test cuda_device
 
 log "device tests"
+# A failure is reported in the summary; the measurements below still run.
 WHISPER_WGPU_REQUIRE_NVRTC=1 cargo test --features cuda --test cuda --test cuda_device -- --test-threads 1 --nocapture \
-    2>&1 | tee "$out/tests.txt"
+    2>&1 | tee "$out/tests.txt" || echo "DEVICE TESTS FAILED (see tests.txt)" | tee -a "$out/tests.txt"
 
 bin=target/release/examples
 tiny=../shared/models/whisper-tiny.en
@@ -87,7 +88,7 @@ log "summary"
     echo
     echo "device: $(tail -n +2 "$out/device.txt" 2>/dev/null | head -n 1)"
     echo
-    echo "device tests: $(grep -E '^test result' "$out/tests.txt" | tr '\n' ' ')"
+    echo "device tests: $(grep -E '^test result|FAILED' "$out/tests.txt" | tr '\n' ' ')"
     echo
     echo "jfk (tiny.en): $jfk"
     echo
