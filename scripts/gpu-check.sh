@@ -82,6 +82,10 @@ for shape in tiny.en large-v3; do
     fi
 done
 
+log "per-kernel device time (large-v3 shape, CUDA events)"
+"$bin/bench" --model target/random-large-v3 --backend cuda --steps 40 --encoder-runs 1 --profile \
+    >"$out/profile-large-v3-cuda.txt" 2>&1 || echo "profile failed (see profile-large-v3-cuda.txt)"
+
 log "summary"
 {
     echo "# cuda feature: GPU check ($(date -u +%FT%TZ))"

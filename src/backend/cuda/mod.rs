@@ -11,10 +11,10 @@ pub mod kernels;
 pub mod plan;
 pub mod probe;
 
-use super::{Backend, Counters, PlanId};
+use super::{Backend, Counters, PlanId, Profile};
 use crate::graph::{BufId, Elem, Op};
 use crate::{Error, Result};
-use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::sys::{CUevent_flags, CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr, DriverError};
 use kernels::Kernel;
 use plan::{BufferInfo, Launch};
@@ -290,6 +290,31 @@ impl Backend for CudaBackend {
 
     fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Each launch of one replay timed between CUDA events (launched one by one, not as a
+    /// graph, so the figures exclude the graph's saving on launch overhead).
+    fn profile(&mut self, plan: PlanId) -> Result<Option<Profile>> {
+        self.ctx.bind_to_thread().map_err(cuda_err("binding the CUDA context"))?;
+        let Some(Some(p)) = self.plans.get(plan.0 as usize) else {
+            return Err(Error::InvalidArgument(format!("no plan {plan:?}")));
+        };
+        let event = || self.ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT)).map_err(cuda_err("creating an event"));
+        let mut marks = vec![event()?];
+        marks[0].record(&self.stream).map_err(cuda_err("recording an event"))?;
+        for l in &p.launches {
+            self.launch(l)?;
+            let e = event()?;
+            e.record(&self.stream).map_err(cuda_err("recording an event"))?;
+            marks.push(e);
+        }
+        self.stream.synchronize().map_err(cuda_err("waiting for the device"))?;
+        let mut out = Vec::with_capacity(p.launches.len());
+        for (l, w) in p.launches.iter().zip(marks.windows(2)) {
+            let ms = w[0].elapsed_ms(&w[1]).map_err(cuda_err("reading an event"))?;
+            out.push((l.label.clone(), ms as f64));
+        }
+        Ok(Some(out))
     }
 
     fn dispatch_count(&self, plan: PlanId) -> usize {
