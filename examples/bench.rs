@@ -59,7 +59,7 @@ struct Args {
     /// Print device time per kernel of one decode step of each configuration.
     #[arg(long)]
     profile: bool,
-    /// Weight storage formats to compare (comma-separated): auto, f32, f16, int8.
+    /// Weight storage formats to compare (comma-separated): auto, f32, f16, int8, int8-all.
     #[arg(long, value_delimiter = ',', default_value = "auto")]
     dtype: Vec<String>,
     /// Batch sizes (rows decoded together) to measure, comma-separated.

@@ -64,7 +64,7 @@ struct Args {
     #[arg(long)]
     adapter: Option<String>,
     /// Weight storage on the device.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "int8"])]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "int8", "int8-all"])]
     dtype: String,
     #[arg(long, default_value = "wgpu", value_parser = ["wgpu", "cpu"])]
     backend: String,

@@ -88,6 +88,29 @@ impl<'m> Session<'m> {
         shape.kv = options.kv;
         let mut guard = model.backend();
         let b: &mut dyn Backend = guard.as_mut();
+        // Every decoder buffer holds all rows: refuse a batch one of them cannot bind, before
+        // allocating anything.
+        let d = &model.dims;
+        let kv_bytes = if shape.kv == Elem::F16 { 2 } else { 4 };
+        let per_row = [
+            4 * shape.cap,                                                  // history, logprobs
+            4 * d.n_vocab.next_multiple_of(16),                             // logits
+            kv_bytes * d.n_text_state * shape.cap,                          // self-attention K or V
+            kv_bytes * d.n_text_state * d.n_audio_ctx.next_multiple_of(16), // cross K or V
+            4 * d.n_text_mlp,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(1) as u64;
+        let max_rows = b.max_binding_bytes() / per_row;
+        if options.rows as u64 > max_rows {
+            return Err(Error::Limit(format!(
+                "a batch of {} rows needs {} bytes in one decoder buffer; the device binds at most {} (at most {max_rows} rows)",
+                options.rows,
+                options.rows as u64 * per_row,
+                b.max_binding_bytes()
+            )));
+        }
         // The encoder runs the batch in chunks of as many windows as its buffers can bind.
         let encoder_rows = EncoderPlan::max_batch(&model.dims, b.max_binding_bytes()).min(options.rows);
         if encoder_rows == 0 {
