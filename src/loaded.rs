@@ -7,7 +7,7 @@ use crate::hub::{resolve_model, HubOptions};
 use crate::model::{Model, WeightDtype};
 use crate::tokenizer::Tokenizer;
 use crate::transcribe::gpu::GpuWindowDecoder;
-use crate::transcribe::{ModelInfo, TranscribeOptions, Transcriber, Transcript};
+use crate::transcribe::{ModelInfo, SliceSource, TranscribeOptions, Transcriber, Transcript};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -59,11 +59,40 @@ impl LoadedModel {
     /// # Ok::<(), whisper_wgpu::Error>(())
     /// ```
     pub fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript> {
-        let tokenizer = self.tokenizer.as_ref().ok_or_else(|| {
-            Error::InvalidArgument(format!("{} has no tokenizer.json: it cannot produce text", self.dir.display()))
-        })?;
+        let tokenizer = self.tokenizer()?;
         let info = ModelInfo::new(&self.model.dims, &self.model.generation)?;
         let mut decoder = GpuWindowDecoder::new(&self.model, options.fallback.best_of.max(1))?;
         Transcriber::new(&mut decoder, tokenizer, info)?.transcribe(samples, options)
+    }
+
+    /// Transcribes several recordings, decoding the current windows of up to `batch_size` of
+    /// them together on the GPU (each row advancing and finishing on its own); transcripts come
+    /// back in input order, each the one [`LoadedModel::transcribe`] gives for that input alone.
+    pub fn transcribe_batch(
+        &self,
+        inputs: &[&[f32]],
+        options: &TranscribeOptions,
+        batch_size: usize,
+    ) -> Result<Vec<Transcript>> {
+        let tokenizer = self.tokenizer()?;
+        if batch_size == 0 {
+            return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
+        }
+        let info = ModelInfo::new(&self.model.dims, &self.model.generation)?;
+        let rows = batch_size.max(options.fallback.best_of);
+        let mut decoder = GpuWindowDecoder::new(&self.model, rows)?;
+        let sources = inputs.iter().map(|s| SliceSource::new(s)).collect();
+        Transcriber::new(&mut decoder, tokenizer, info)?.transcribe_sources(
+            sources,
+            options,
+            batch_size,
+            &mut |_, _| {},
+        )
+    }
+
+    fn tokenizer(&self) -> Result<&Tokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!("{} has no tokenizer.json: it cannot produce text", self.dir.display()))
+        })
     }
 }

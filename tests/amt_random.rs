@@ -117,3 +117,44 @@ fn amt_random_with_f16_kv_cache_and_any_steps_per_submit() {
     );
     assert!(n >= 150, "free running diverged at step {n}");
 }
+
+/// Two windows decoded as one batch against the reference's batched run (`batch_tokens`:
+/// greedy on [mel, mel2], 64 generated tokens each): the second row's encoder output and prefill
+/// logits within the f32-KV tolerances above, both rows' tokens exactly; and row 0 exactly as
+/// a session of one row decodes it from the same encoding.
+#[test]
+fn amt_random_batch_of_two_matches_the_batched_reference() {
+    let Some(model) = model() else { return };
+    let bytes = std::fs::read(shared("reference/amt-random/reference.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mel: Vec<f32> = tensor(&st, "mel");
+    let mel2: Vec<f32> = tensor(&st, "mel2");
+    let enc2: Vec<f32> = tensor(&st, "encoder_output_mel2");
+    let prefill: Vec<f32> = tensor(&st, "batch_logits_prefill");
+    let want: Vec<u32> = tensor::<i64>(&st, "batch_tokens").iter().map(|&t| t as u32).collect();
+    let (v, len) = (model.dims.n_vocab, want.len() / 2);
+    let prompt = RowPrompt { tokens: want[..3].to_vec(), max_new_tokens: Some(len - 3), ..Default::default() };
+
+    let opts = SessionOptions { rows: 2, kv: Elem::F32, ..Default::default() };
+    let mut s = Session::new(&model, opts.clone()).unwrap();
+    s.encode(&[&mel, &mel2]).unwrap();
+    assert_close("batched encoder output, row 1", &enc2, &s.encoder_output(1).unwrap(), 1e-4);
+    let row0 = s.encoder_output(0).unwrap();
+    s.start(&[prompt.clone(), prompt.clone()]).unwrap();
+    s.step(3).unwrap(); // the prompt: the third step's logits predict the first generated token
+    let logits = s.logits().unwrap();
+    for r in 0..2 {
+        let (d, _) = max_abs_diff(&prefill[r * v..(r + 1) * v], &logits[r]);
+        assert!(d < 2e-3, "row {r}: prefill logits differ by {d}");
+    }
+    s.run_to_end().unwrap();
+    let rows = s.results().unwrap();
+    assert_eq!(rows[0].tokens, want[..len], "row 0");
+    assert_eq!(rows[1].tokens, want[len..], "row 1");
+
+    let mut one = Session::new(&model, SessionOptions { rows: 1, ..opts }).unwrap();
+    one.set_encoder_output(0, &row0).unwrap();
+    one.start(&[prompt]).unwrap();
+    one.run_to_end().unwrap();
+    assert_eq!(one.results().unwrap()[0].tokens, rows[0].tokens, "row 0 alone");
+}

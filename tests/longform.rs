@@ -343,3 +343,81 @@ fn srt_vtt_text_and_json() {
     assert_eq!(v["segments"][0]["tokens"], serde_json::json!([1, 2]));
     assert_eq!(v["segments"][0]["avg_logprob"], -0.25);
 }
+
+/// Decodes each request as a pure function of what it asks (its mel, conditioning and
+/// temperature), so a window gives the same result alone or in any batch; records the size of
+/// every batch it is handed.
+struct Pure {
+    batches: Vec<usize>,
+}
+
+impl WindowDecoder for Pure {
+    fn decode(&mut self, requests: &[WindowRequest<'_>]) -> Result<Vec<WindowResult>> {
+        self.batches.push(requests.len());
+        Ok(requests
+            .iter()
+            .map(|r| {
+                let h = r
+                    .mel
+                    .iter()
+                    .fold(r.previous.len() as u64, |h, v| h.wrapping_mul(31).wrapping_add(v.to_bits() as u64));
+                let word = 100 + (h % 50) as u32;
+                // Every third window is unlikely at temperature 0: it falls back to 0.2.
+                let lp = if r.temperature == 0.0 && h % 3 == 0 { -2.0 } else { -0.3 };
+                res(vec![ts(0.0), word, ts(5.0), ts(5.0), word + 1, ts(12.0)], lp, 0.1)
+            })
+            .collect())
+    }
+    fn detect_language(&mut self, _: &[f32]) -> Result<Vec<(u32, f32)>> {
+        Err(Error::InvalidArgument("English-only".into()))
+    }
+    fn max_batch(&self) -> usize {
+        8
+    }
+}
+
+/// Noise of the given length, different for every seed.
+fn noise(seconds: f64, seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..(seconds * SAMPLE_RATE as f64) as usize)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+#[test]
+fn sources_in_lockstep_give_each_source_its_own_transcript() {
+    let audio = [noise(45.0, 1), noise(70.0, 2), noise(10.0, 3)];
+    let options = TranscribeOptions::default();
+    let alone: Vec<Transcript> = audio
+        .iter()
+        .map(|a| {
+            let mut dec = Pure { batches: Vec::new() };
+            Transcriber::new(&mut dec, &Words, info()).unwrap().transcribe(a, &options).unwrap()
+        })
+        .collect();
+    let mut dec = Pure { batches: Vec::new() };
+    let mut seen = vec![0usize; 3];
+    let sources = audio.iter().map(|a| whisper_wgpu::transcribe::SliceSource::new(a)).collect();
+    let together = Transcriber::new(&mut dec, &Words, info())
+        .unwrap()
+        .transcribe_sources(sources, &options, 2, &mut |i, _| seen[i] += 1)
+        .unwrap();
+    assert_eq!(together, alone);
+    assert_eq!(seen, alone.iter().map(|t| t.segments.len()).collect::<Vec<_>>());
+    assert!(alone.iter().any(|t| t.segments.iter().any(|s| s.temperature > 0.0)), "no window fell back");
+    // Two sources at a time: rows of 2 until the sources run out, never more.
+    assert_eq!(dec.batches.iter().max(), Some(&2));
+    assert!(dec.batches.iter().filter(|&&b| b == 2).count() >= 3, "{:?}", dec.batches);
+    let zero = Transcriber::new(&mut dec, &Words, info()).unwrap().transcribe_sources(
+        vec![whisper_wgpu::transcribe::SliceSource::new(&audio[0])],
+        &options,
+        0,
+        &mut |_, _| {},
+    );
+    assert!(matches!(zero, Err(Error::InvalidArgument(_))), "{zero:?}");
+}

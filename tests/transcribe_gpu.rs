@@ -10,7 +10,8 @@ use whisper_wgpu::graph::{state, STATE_WORDS};
 use whisper_wgpu::model::{Model, WeightDtype};
 use whisper_wgpu::tokenizer::Tokenizer;
 use whisper_wgpu::transcribe::gpu::GpuWindowDecoder;
-use whisper_wgpu::transcribe::{Task, WindowDecoder, WindowRequest};
+use whisper_wgpu::transcribe::{Task, TranscribeOptions, WindowDecoder, WindowRequest};
+use whisper_wgpu::{Error, LoadedModel};
 
 fn tiny_en() -> Option<(Model, Tokenizer)> {
     let ck = Checkpoint::load(&shared("models/whisper-tiny.en")).unwrap();
@@ -119,4 +120,56 @@ fn steps_per_submit_does_not_change_tokens() {
         assert_eq!(rows[1].tokens, want[1], "espeak, K = {k}");
         assert_eq!(&rows[2].tokens[1..], &want_ts[..], "jfk with timestamps, K = {k}");
     }
+}
+
+/// Int8 weights (per-column scales, dequantized in the kernels) through the batched library
+/// API: jfk and espeak in one batch of two transcribe to the f16 reference texts; token
+/// differences from the f16 reference tokens are reported. Bad batch options are typed errors.
+#[test]
+fn int8_batch_transcribes_like_f16() {
+    let ck = Checkpoint::load(&shared("models/whisper-tiny.en")).unwrap();
+    let tokenizer = Tokenizer::from_file(ck.tokenizer.as_ref().unwrap(), ck.generation.eot.unwrap()).unwrap();
+    let Some(gpu) = gpu() else { return };
+    let model = Model::new(Box::new(gpu), ck.dims, ck.generation, &ck.weights, WeightDtype::Int8).unwrap();
+    // The linears (all but the tied embedding, which int8 leaves in f16) take about half.
+    let bytes = |m: &Model| (m.weights.matmul_bytes(), m.weights.token_embedding.bytes());
+    let (f16_all, f16_emb) = {
+        let cpu = whisper_wgpu::backend::cpu::CpuBackend::new();
+        let ck = Checkpoint::load(&shared("models/whisper-tiny.en")).unwrap();
+        bytes(&Model::new(Box::new(cpu), ck.dims, ck.generation, &ck.weights, WeightDtype::Auto).unwrap())
+    };
+    let (int8_all, int8_emb) = bytes(&model);
+    eprintln!("matmul weights: f16 {f16_all} bytes, int8 {int8_all} bytes (tied embedding {int8_emb})");
+    assert_eq!(int8_emb, f16_emb);
+    let (f16_lin, int8_lin) = (f16_all - f16_emb, int8_all - int8_emb);
+    assert!(int8_lin * 10 < f16_lin * 6, "int8 linears take {int8_lin} bytes, f16 ones {f16_lin}");
+    let loaded = LoadedModel { model, tokenizer: Some(tokenizer), dir: shared("models/whisper-tiny.en") };
+    let read =
+        |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(shared(p)).unwrap()).unwrap() };
+    let refs = [read("reference/tiny.en-jfk/reference.json"), read("reference/espeak_sentence.json")];
+    let audio =
+        [load_wav(&shared("samples/jfk.wav")).unwrap(), load_wav(&shared("samples/espeak_sentence.wav")).unwrap()];
+    let inputs: Vec<&[f32]> = audio.iter().map(|a| a.as_slice()).collect();
+    let options = TranscribeOptions { timestamps: false, ..Default::default() };
+    let got = loaded.transcribe_batch(&inputs, &options, 2).unwrap();
+    assert_eq!(got.len(), 2);
+    for (t, r) in got.iter().zip(&refs) {
+        let tokens: Vec<u32> = t.segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        let want = json_tokens(&r["text_tokens"]);
+        let same = tokens.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        eprintln!(
+            "int8: {} of {} reference tokens before the first difference ({} vs {})",
+            same,
+            want.len(),
+            tokens.len(),
+            want.len()
+        );
+        assert_eq!(t.text, r["transcript"].as_str().unwrap());
+    }
+
+    assert!(matches!(loaded.transcribe_batch(&inputs, &options, 0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(WeightDtype::parse("int4"), Err(Error::InvalidArgument(_))));
+    // A batch whose decoder buffers exceed what the device binds: a typed limit error.
+    let huge = Session::new(&loaded.model, SessionOptions { rows: 1 << 20, ..Default::default() });
+    assert!(matches!(huge, Err(Error::Limit(_))), "{:?}", huge.err());
 }

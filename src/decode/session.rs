@@ -88,18 +88,50 @@ impl<'m> Session<'m> {
         shape.kv = options.kv;
         let mut guard = model.backend();
         let b: &mut dyn Backend = guard.as_mut();
-        let encoder = EncoderPlan::build(b, &model.dims, &model.weights, options.rows)?;
-        let decoder =
-            match DecoderPlans::build(b, &model.dims, &model.generation, &model.weights, shape, encoder.output) {
-                Ok(d) => d,
-                Err(e) => {
-                    for &id in &encoder.buffers {
-                        b.free_buffer(id);
-                    }
-                    b.free_plan(encoder.plan);
-                    return Err(e);
+        // Every decoder buffer holds all rows: refuse a batch one of them cannot bind, before
+        // allocating anything.
+        let d = &model.dims;
+        let kv_bytes = if shape.kv == Elem::F16 { 2 } else { 4 };
+        let per_row = [
+            4 * shape.cap,                                                  // history, logprobs
+            4 * d.n_vocab.next_multiple_of(16),                             // logits
+            kv_bytes * d.n_text_state * shape.cap,                          // self-attention K or V
+            kv_bytes * d.n_text_state * d.n_audio_ctx.next_multiple_of(16), // cross K or V
+            4 * d.n_text_mlp,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(1) as u64;
+        let max_rows = b.max_binding_bytes() / per_row;
+        if options.rows as u64 > max_rows {
+            return Err(Error::Limit(format!(
+                "a batch of {} rows needs {} bytes in one decoder buffer; the device binds at most {} (at most {max_rows} rows)",
+                options.rows,
+                options.rows as u64 * per_row,
+                b.max_binding_bytes()
+            )));
+        }
+        // The encoder runs the batch in chunks of as many windows as its buffers can bind.
+        let encoder_rows = EncoderPlan::max_batch(&model.dims, b.max_binding_bytes()).min(options.rows);
+        if encoder_rows == 0 {
+            return Err(Error::Limit(format!(
+                "one window's encoder activations exceed the device's binding limit of {} bytes",
+                b.max_binding_bytes()
+            )));
+        }
+        let encoder = EncoderPlan::build(b, &model.dims, &model.weights, encoder_rows)?;
+        let built =
+            DecoderPlans::build(b, &model.dims, &model.generation, &model.weights, shape, encoder.output, encoder_rows);
+        let decoder = match built {
+            Ok(d) => d,
+            Err(e) => {
+                for &id in &encoder.buffers {
+                    b.free_buffer(id);
                 }
-            };
+                b.free_plan(encoder.plan);
+                return Err(e);
+            }
+        };
         drop(guard);
         Ok(Session { model, options, encoder, decoder, prompts: Vec::new(), steps_run: 0 })
     }
@@ -109,13 +141,32 @@ impl<'m> Session<'m> {
     }
 
     /// Runs the encoder on up to `rows` log-mel spectrograms and computes the cross-attention
-    /// keys and values of every layer.
+    /// keys and values of every layer (in chunks of [`Session::encoder_rows`] windows).
     pub fn encode(&mut self, mels: &[&[f32]]) -> Result<()> {
-        self.run_encoder(mels)?;
-        self.compute_cross_kv()
+        if mels.len() > self.options.rows {
+            return Err(Error::InvalidArgument(format!(
+                "{} spectrograms for a session of {} rows",
+                mels.len(),
+                self.options.rows
+            )));
+        }
+        for (c, chunk) in mels.chunks(self.encoder.batch).enumerate() {
+            let mut b = self.model.backend();
+            self.encoder.write_mel(b.as_mut(), chunk)?;
+            b.run(self.encoder.plan, 1)?;
+            b.run(self.decoder.cross[c], 1)?;
+        }
+        Ok(())
     }
 
-    /// The first half of [`Session::encode`]: the encoder alone (queued, not waited for).
+    /// Windows one encoder run takes (at most `rows`: fewer where the encoder's buffers for
+    /// the whole batch would exceed the device's binding limit).
+    pub fn encoder_rows(&self) -> usize {
+        self.encoder.batch
+    }
+
+    /// The first half of [`Session::encode`] for up to [`Session::encoder_rows`] windows: the
+    /// encoder alone (queued, not waited for).
     pub fn run_encoder(&mut self, mels: &[&[f32]]) -> Result<()> {
         let mut b = self.model.backend();
         self.encoder.write_mel(b.as_mut(), mels)?;
@@ -123,27 +174,69 @@ impl<'m> Session<'m> {
     }
 
     /// The second half of [`Session::encode`]: every layer's cross-attention keys and values
-    /// from the encoder output (queued, not waited for).
+    /// of the first [`Session::encoder_rows`] rows from the encoder output (queued, not waited for).
     pub fn compute_cross_kv(&mut self) -> Result<()> {
-        self.model.backend().run(self.decoder.cross, 1)
+        self.model.backend().run(self.decoder.cross[0], 1)
     }
 
-    /// Writes the encoder's output directly (tests feed reference encoder outputs).
+    /// Writes the encoder's output of one row directly and computes its cross K/V (tests feed
+    /// reference encoder outputs).
     pub fn set_encoder_output(&mut self, row: usize, values: &[f32]) -> Result<()> {
         let d = &self.model.dims;
         let n = d.n_audio_ctx * d.n_audio_state;
         if values.len() != n || row >= self.options.rows {
             return Err(Error::InvalidArgument(format!("encoder output of {} values for row {row}", values.len())));
         }
+        let e = self.encoder.batch;
         let mut b = self.model.backend();
-        b.write(self.encoder.output, row * n * 4, bytemuck::cast_slice(values))?;
-        b.run(self.decoder.cross, 1)
+        b.write(self.encoder.output, (row % e) * n * 4, bytemuck::cast_slice(values))?;
+        b.run(self.decoder.cross[row / e], 1)
     }
 
-    /// The encoder output of `row` (tests).
+    /// Writes the encoder output of rows `0..outputs.len()` and computes their cross-attention
+    /// K/V (the benchmark reuses one encoding for every row of a batch).
+    pub fn set_encoder_outputs(&mut self, outputs: &[&[f32]]) -> Result<()> {
+        let d = &self.model.dims;
+        let n = d.n_audio_ctx * d.n_audio_state;
+        if outputs.len() > self.options.rows {
+            return Err(Error::InvalidArgument(format!(
+                "{} encoder outputs for a session of {} rows",
+                outputs.len(),
+                self.options.rows
+            )));
+        }
+        let mut b = self.model.backend();
+        for (c, chunk) in outputs.chunks(self.encoder.batch).enumerate() {
+            for (row, values) in chunk.iter().enumerate() {
+                if values.len() != n {
+                    return Err(Error::InvalidArgument(format!("encoder output of {} values", values.len())));
+                }
+                b.write(self.encoder.output, row * n * 4, bytemuck::cast_slice(values))?;
+            }
+            b.run(self.decoder.cross[c], 1)?;
+        }
+        Ok(())
+    }
+
+    /// Device bytes of the KV caches: (self-attention, cross-attention), all rows and layers.
+    pub fn kv_cache_bytes(&self) -> (usize, usize) {
+        let d = &self.model.dims;
+        let shape = self.decoder.shape;
+        let per_layer = |positions: usize| 2 * Elem::bytes(shape.rows * d.n_text_state * positions, shape.kv);
+        let t_pad = d.n_audio_ctx.next_multiple_of(16);
+        (d.n_text_layer * per_layer(shape.cap), d.n_text_layer * per_layer(t_pad))
+    }
+
+    /// The encoder output of `row` of the last encoder run (tests; `row < encoder_rows`).
     pub fn encoder_output(&mut self, row: usize) -> Result<Vec<f32>> {
         let d = &self.model.dims;
         let n = d.n_audio_ctx * d.n_audio_state;
+        if row >= self.encoder.batch {
+            return Err(Error::InvalidArgument(format!(
+                "row {row} of an encoder run of {} windows",
+                self.encoder.batch
+            )));
+        }
         self.model.backend().read_f32(self.encoder.output, row * n, n)
     }
 
@@ -307,6 +400,11 @@ impl<'m> Session<'m> {
         Ok((b.profile(self.decoder.step)?, b.profile(self.encoder.plan)?))
     }
 
+    /// Device time per dispatch of one decode step (where timestamps exist).
+    pub fn profile_step(&mut self) -> Result<Option<Profile>> {
+        self.model.backend().profile(self.decoder.step)
+    }
+
     /// Dispatches one decode step issues.
     pub fn dispatches_per_step(&self) -> usize {
         self.model.backend().dispatch_count(self.decoder.step)
@@ -319,7 +417,7 @@ impl Drop for Session<'_> {
         for &id in self.encoder.buffers.iter().chain(&self.decoder.buffers) {
             b.free_buffer(id);
         }
-        for p in [self.encoder.plan, self.decoder.cross, self.decoder.step] {
+        for &p in self.decoder.cross.iter().chain([&self.encoder.plan, &self.decoder.step]) {
             b.free_plan(p);
         }
     }

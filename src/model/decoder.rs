@@ -1,7 +1,8 @@
 //! The text decoder as two op lists over buffers allocated once per session:
 //!
 //! * `cross`: per utterance, the cross-attention keys and values of every layer from the
-//!   encoder output, into f16 caches transposed per head (`[row][D][T_pad]`).
+//!   encoder output, into f16 caches transposed per head (`[row][D][T_pad]`); one plan per
+//!   chunk of rows the encoder runs at once (its buffers may hold fewer rows than the batch).
 //! * `step`: one decode step for every row: embed the row's token at its position, pre-norm
 //!   blocks (self-attention writing K/V at the position and reading the valid prefix,
 //!   cross-attention, MLP), final norm, logits against the tied embedding, and the token
@@ -50,7 +51,9 @@ impl DecoderShape {
 /// Buffers and plans of one decoding session.
 pub struct DecoderPlans {
     pub shape: DecoderShape,
-    pub cross: PlanId,
+    /// Cross K/V of rows `[c * encoder_rows, (c + 1) * encoder_rows)` from encoder output rows
+    /// `[0, encoder_rows)`, for each chunk `c`.
+    pub cross: Vec<PlanId>,
     pub step: PlanId,
     /// `[rows][STATE_WORDS]` u32.
     pub state: BufId,
@@ -67,7 +70,8 @@ pub struct DecoderPlans {
 }
 
 impl DecoderPlans {
-    /// `encoder_output` is `[rows][n_audio_ctx][n_audio_state]` f32 (an encoder plan's output).
+    /// `encoder_output` is `[encoder_rows][n_audio_ctx][n_audio_state]` f32 (an encoder plan's
+    /// output; `encoder_rows <= rows`).
     pub fn build(
         backend: &mut dyn Backend,
         dims: &ModelDims,
@@ -75,6 +79,7 @@ impl DecoderPlans {
         w: &DeviceWeights,
         shape: DecoderShape,
         encoder_output: BufId,
+        encoder_rows: usize,
     ) -> Result<DecoderPlans> {
         let DecoderShape { rows, cap, max_len, .. } = shape;
         let (d, h, f, v) = (dims.n_text_state, dims.n_text_head, dims.n_text_mlp, dims.n_vocab);
@@ -133,26 +138,31 @@ impl DecoderPlans {
         let probe = attend(BufId(0), BufId(0), t_pad, Some(t), t, BufId(0));
         let cross_partials = alloc(backend, "decoder.cross_partials", Elem::F32, probe.partials_len())?;
 
-        // Per utterance: cross-attention K/V of every layer.
-        let mut c = Builder::default();
-        for (blk, &(k_t, v_t)) in w.decoder.iter().zip(&cross_kv) {
-            for r in 0..rows {
-                let xr = Rows { buf: encoder_output, base: r * t * d, row: d, outer: 0, inner: 0 };
-                let tr = |buf, end| OutSegment {
-                    end,
-                    buf,
-                    elem: shape.kv,
-                    base: r * d * t_pad,
-                    row: 1,
-                    col: t_pad,
-                    outer: 0,
-                    inner: 0,
-                    pos: 0,
-                };
-                c.linear(&blk.cross_kv, t, xr, &[tr(k_t, d), tr(v_t, 2 * d)], Epilogue::default());
+        // Per utterance: cross-attention K/V of every layer, a chunk of rows per plan.
+        let encoder_rows = encoder_rows.clamp(1, rows);
+        let mut cross_ops = Vec::new();
+        for chunk in 0..rows.div_ceil(encoder_rows) {
+            let mut c = Builder::default();
+            for (blk, &(k_t, v_t)) in w.decoder.iter().zip(&cross_kv) {
+                for r in chunk * encoder_rows..((chunk + 1) * encoder_rows).min(rows) {
+                    let e = r - chunk * encoder_rows;
+                    let xr = Rows { buf: encoder_output, base: e * t * d, row: d, outer: 0, inner: 0 };
+                    let tr = |buf, end| OutSegment {
+                        end,
+                        buf,
+                        elem: shape.kv,
+                        base: r * d * t_pad,
+                        row: 1,
+                        col: t_pad,
+                        outer: 0,
+                        inner: 0,
+                        pos: 0,
+                    };
+                    c.linear(&blk.cross_kv, t, xr, &[tr(k_t, d), tr(v_t, 2 * d)], Epilogue::default());
+                }
             }
+            cross_ops.push(c.ops);
         }
-        let cross_ops = c.ops;
 
         // One decode step.
         let mut s = Builder::default();
@@ -221,8 +231,33 @@ impl DecoderPlans {
             ts_begin: generation.timestamp_begin.filter(|&t| (t as usize) < v),
             no_timestamps: generation.no_timestamps,
         }));
-        let cross = backend.compile(&cross_ops)?;
-        let step = backend.compile(&s.ops)?;
+        let mut cross = Vec::new();
+        for ops in &cross_ops {
+            match backend.compile(ops) {
+                Ok(p) => cross.push(p),
+                Err(e) => {
+                    for &p in &cross {
+                        backend.free_plan(p);
+                    }
+                    for &b in &bufs {
+                        backend.free_buffer(b);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let step = match backend.compile(&s.ops) {
+            Ok(p) => p,
+            Err(e) => {
+                for &p in &cross {
+                    backend.free_plan(p);
+                }
+                for &b in &bufs {
+                    backend.free_buffer(b);
+                }
+                return Err(e);
+            }
+        };
         Ok(DecoderPlans { shape, cross, step, state, history, logprobs, logits, logits_row, rules, buffers: bufs })
     }
 }

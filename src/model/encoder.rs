@@ -27,6 +27,21 @@ pub struct EncoderPlan {
 }
 
 impl EncoderPlan {
+    /// The most spectrograms one encoder run may take when every buffer must fit one binding
+    /// of `max_binding_bytes` (its largest buffer is the MLP's `[batch][T][4D]`); 0 when even
+    /// one does not fit.
+    pub fn max_batch(dims: &ModelDims, max_binding_bytes: u64) -> usize {
+        let (t, d) = (dims.n_audio_ctx, dims.n_audio_state);
+        let frames = 2 * t + 2;
+        let per_item = [frames * dims.n_mels, frames * d, t * dims.n_audio_mlp, d * t.next_multiple_of(16)]
+            .into_iter()
+            .max()
+            .unwrap_or(1)
+            .max(1) as u64
+            * 4;
+        (max_binding_bytes / per_item) as usize
+    }
+
     pub fn build(backend: &mut dyn Backend, dims: &ModelDims, w: &DeviceWeights, batch: usize) -> Result<EncoderPlan> {
         let (nm, t, d, h) = (dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head);
         let (f, hd) = (dims.n_audio_mlp, d / h);

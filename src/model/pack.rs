@@ -13,16 +13,20 @@ pub enum WeightDtype {
     Auto,
     F32,
     F16,
-    /// Int8 with one f32 scale per output channel, for linear layers and the tied embedding
-    /// (the convolutions keep the checkpoint's format).
+    /// Int8 with one f32 scale per output channel for the linear layers; the tied token
+    /// embedding (the logits projection) and the convolutions keep the checkpoint's format.
+    /// Per-token int8 rounding of the logits projection flips close decisions (tiny.en on
+    /// jfk.wav: ", ask" becomes ". Ask"), and it is a small share of a large model's weights.
     Int8,
+    /// Int8 for the linear layers and the tied embedding too (smallest; see [`WeightDtype::Int8`]).
+    Int8All,
 }
 
 impl WeightDtype {
     /// The format of a linear layer's weight stored as `stored`.
     pub fn resolve(self, stored: &HostTensor) -> BFormat {
         match (self, &stored.data) {
-            (WeightDtype::Int8, _) => BFormat::I8,
+            (WeightDtype::Int8 | WeightDtype::Int8All, _) => BFormat::I8,
             (WeightDtype::F32, _) | (WeightDtype::Auto, TensorData::F32(_)) => BFormat::F32,
             (WeightDtype::F16, _) | (WeightDtype::Auto, TensorData::F16(_)) => BFormat::F16,
         }
@@ -30,6 +34,14 @@ impl WeightDtype {
 
     /// The format of a convolution weight (never int8: the stem is a small share of the work).
     pub fn resolve_conv(self, stored: &HostTensor) -> BFormat {
+        match self {
+            WeightDtype::Int8 | WeightDtype::Int8All => WeightDtype::Auto.resolve(stored),
+            other => other.resolve(stored),
+        }
+    }
+
+    /// The format of the tied token embedding (int8 only with [`WeightDtype::Int8All`]).
+    pub fn resolve_embedding(self, stored: &HostTensor) -> BFormat {
         match self {
             WeightDtype::Int8 => WeightDtype::Auto.resolve(stored),
             other => other.resolve(stored),
@@ -42,9 +54,10 @@ impl WeightDtype {
             "f32" => Ok(WeightDtype::F32),
             "f16" => Ok(WeightDtype::F16),
             "int8" | "i8" => Ok(WeightDtype::Int8),
-            other => {
-                Err(Error::InvalidArgument(format!("unknown weight dtype `{other}` (expected auto, f32, f16 or int8)")))
-            }
+            "int8-all" => Ok(WeightDtype::Int8All),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown weight dtype `{other}` (expected auto, f32, f16, int8 or int8-all)"
+            ))),
         }
     }
 }

@@ -148,7 +148,11 @@ impl Uploader<'_> {
 
     /// Several PyTorch linears fused along the output dimension; missing biases are zeros.
     fn linears(&mut self, label: &str, parts: &[&Linear]) -> Result<DeviceLinear> {
-        let format = self.dtype.resolve(&parts[0].weight);
+        self.linears_as(label, parts, self.dtype.resolve(&parts[0].weight))
+    }
+
+    /// [`Uploader::linears`] in a given format.
+    fn linears_as(&mut self, label: &str, parts: &[&Linear], format: BFormat) -> Result<DeviceLinear> {
         let weights: Vec<&HostTensor> = parts.iter().map(|l| &l.weight).collect();
         let k = weights[0].shape[1];
         let n = weights.iter().map(|w| w.shape[0]).sum();
@@ -196,7 +200,7 @@ pub fn upload(backend: &mut dyn Backend, w: &ModelWeights, dtype: WeightDtype) -
     let mut u = Uploader { backend, dtype, max_bytes };
     let e = &w.encoder;
     let d = &w.decoder;
-    let format = dtype.resolve(&d.token_embedding);
+    let format = dtype.resolve_embedding(&d.token_embedding);
     let conv1 = u.conv("encoder.conv1", &e.conv1.weight, &e.conv1.bias)?;
     let conv2 = u.conv("encoder.conv2", &e.conv2.weight, &e.conv2.bias)?;
     let encoder_positional = u.f32_buffer("encoder.positional", &e.positional.to_f32())?;
@@ -213,8 +217,11 @@ pub fn upload(backend: &mut dyn Backend, w: &ModelWeights, dtype: WeightDtype) -
         });
     }
     let ln_post = u.layer_norm("encoder.ln_post", &e.ln_post)?;
-    let token_embedding =
-        u.linears("decoder.token_embedding", &[&Linear { weight: d.token_embedding.clone(), bias: None }])?;
+    let token_embedding = u.linears_as(
+        "decoder.token_embedding",
+        &[&Linear { weight: d.token_embedding.clone(), bias: None }],
+        dtype.resolve_embedding(&d.token_embedding),
+    )?;
     let decoder_positional = u.f32_buffer("decoder.positional", &d.positional.to_f32())?;
     let mut decoder = Vec::new();
     for (i, b) in d.blocks.iter().enumerate() {

@@ -102,13 +102,56 @@ pub fn decode_with_fallback(
     rules: &FallbackRules,
     seed: impl Fn(usize, usize) -> u64,
 ) -> Result<Decoded> {
-    let temperatures: &[f32] = if rules.temperatures.is_empty() { &[0.0] } else { &rules.temperatures };
-    let mut kept = None;
-    for (ti, &t) in temperatures.iter().enumerate() {
+    let mut f = Fallback::default();
+    loop {
+        let results = decoder.decode(&f.requests(request, rules, &seed))?;
+        if let Some(d) = f.accept(results, text, eot, rules)? {
+            return Ok(d);
+        }
+    }
+}
+
+/// [`decode_with_fallback`] one temperature at a time, so that the requests of several windows
+/// (of different transcriptions) can go to the decoder together: `requests` gives the decodes
+/// of the current temperature, `accept` judges their results and says whether the window is done.
+#[derive(Clone, Debug, Default)]
+pub struct Fallback {
+    /// Index of the temperature being tried.
+    ti: usize,
+}
+
+impl Fallback {
+    fn temperatures(rules: &FallbackRules) -> &[f32] {
+        if rules.temperatures.is_empty() {
+            &[0.0]
+        } else {
+            &rules.temperatures
+        }
+    }
+
+    /// The decodes of the current temperature: one, or `best_of` samples above 0.
+    pub fn requests<'a>(
+        &self,
+        request: &WindowRequest<'a>,
+        rules: &FallbackRules,
+        seed: &impl Fn(usize, usize) -> u64,
+    ) -> Vec<WindowRequest<'a>> {
+        let t = Self::temperatures(rules)[self.ti];
         let samples = if t > 0.0 { rules.best_of.max(1) } else { 1 };
-        let requests: Vec<WindowRequest<'_>> =
-            (0..samples).map(|k| WindowRequest { temperature: t, seed: seed(ti, k), ..request.clone() }).collect();
-        let results = decoder.decode(&requests)?;
+        (0..samples).map(|k| WindowRequest { temperature: t, seed: seed(self.ti, k), ..request.clone() }).collect()
+    }
+
+    /// Keeps the most likely of `results`; `Some` when it passes or no temperature is left,
+    /// `None` when the next temperature must be tried.
+    pub fn accept(
+        &mut self,
+        results: Vec<WindowResult>,
+        text: &dyn Detokenize,
+        eot: u32,
+        rules: &FallbackRules,
+    ) -> Result<Option<Decoded>> {
+        let temperatures = Self::temperatures(rules);
+        let t = temperatures[self.ti];
         // OpenAI's maximum-likelihood ranker without a length penalty: sum_logprob / length.
         let score = |r: &WindowResult| r.sum_logprob / r.tokens.len().max(1) as f32;
         let Some(best) = results.into_iter().reduce(|a, b| if score(&b) > score(&a) { b } else { a }) else {
@@ -118,12 +161,13 @@ pub fn decode_with_fallback(
         let s = text.detokenize(&text_tokens)?;
         let ratio = compression_ratio(&s);
         let retry = rules.needs_fallback(&best, ratio);
-        kept = Some(Decoded { result: best, temperature: t, text: s, compression_ratio: ratio });
-        if !retry {
-            break;
+        let kept = Decoded { result: best, temperature: t, text: s, compression_ratio: ratio };
+        if retry && self.ti + 1 < temperatures.len() {
+            self.ti += 1;
+            return Ok(None);
         }
+        Ok(Some(kept))
     }
-    Ok(kept.expect("at least one temperature is tried"))
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@
 //! 5. stop conditioning on earlier text after a decode at a temperature above 0.5.
 //!
 //! Audio comes from a [`SampleSource`] read forward window by window ([`super::source`]):
-//! streaming a `WavStream` keeps memory bounded however long the file is.
-use super::fallback::{decode_with_fallback, Detokenize, FallbackRules};
+//! streaming a `WavStream` keeps memory bounded however long the file is. Several sources are
+//! transcribed in lockstep ([`Transcriber::transcribe_sources`]): their current windows go to
+//! the decoder as one batch.
+use super::fallback::{Decoded, Detokenize, Fallback, FallbackRules};
 use super::segments::{cut, Timing};
 use super::source::{SampleSource, SliceSource, Windows};
 use super::window::{Task, WindowDecoder, WindowRequest};
@@ -131,11 +133,31 @@ pub struct Transcriber<'a> {
     mel: LogMel,
 }
 
-/// The running state of one transcription.
-struct State {
+/// What every window of a transcription shares, derived once from the options.
+struct Settings {
+    timestamps: bool,
+    ts_begin: u32,
+    sample_len: usize,
+    max_initial: Option<u32>,
+}
+
+/// One transcription in progress: OpenAI's window loop turned inside out (load a window,
+/// decode it one temperature at a time, commit it), so that the windows of several
+/// transcriptions can be decoded as one batch.
+struct Job<S> {
+    windows: Windows<S>,
+    /// Log-mel of the current window.
+    mel: Vec<f32>,
+    /// Mel frames of audio in the current window (the rest is padding).
+    segment_frames: usize,
+    window_index: u64,
+    /// Position in mel frames.
+    seek: usize,
+    language: Option<u32>,
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
     segments: Vec<Segment>,
+    fallback: Fallback,
 }
 
 impl<'a> Transcriber<'a> {
@@ -156,84 +178,190 @@ impl<'a> Transcriber<'a> {
         options: &TranscribeOptions,
         on_segment: &mut dyn FnMut(&Segment),
     ) -> Result<Transcript> {
+        let mut all = self.transcribe_sources(vec![source], options, 1, &mut |_, s| on_segment(s))?;
+        Ok(all.remove(0))
+    }
+
+    /// Transcribes several streams in lockstep, `batch_size` at a time: each round decodes the
+    /// current window of every active transcription as one batch (at its own temperature, so
+    /// a window falling back does not hold the others back), and a transcription that ends
+    /// makes room for the next source. Each transcript is the one its source gives alone.
+    /// `on_segment(i, segment)` sees each segment of source `i` as it is made; results come
+    /// back in source order.
+    pub fn transcribe_sources<S: SampleSource>(
+        &mut self,
+        sources: Vec<S>,
+        options: &TranscribeOptions,
+        batch_size: usize,
+        on_segment: &mut dyn FnMut(usize, &Segment),
+    ) -> Result<Vec<Transcript>> {
+        if batch_size == 0 {
+            return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
+        }
         let timestamps = options.timestamps && self.info.timestamp_begin.is_some();
-        let ts_begin = self.info.timestamp_begin.unwrap_or(u32::MAX);
-        let timing = self.info.timing;
-        let sample_len = options.sample_len.unwrap_or(self.info.n_text_ctx / 2);
-        let max_initial = options
-            .max_initial_timestamp
-            .filter(|_| timestamps)
-            .map(|s| (s as f64 / timing.time_precision).round().max(0.0) as u32);
-        let mut language = options.language;
-        let mut windows = Windows::new(source);
-        let mut mel = vec![0f32; self.info.n_mels * N_FRAMES];
-        let mut st = State { all_tokens: options.initial_prompt.clone(), prompt_reset_since: 0, segments: Vec::new() };
-        let mut seek = 0usize;
-        for window_index in 0u64.. {
-            let samples = windows.window((seek * HOP_LENGTH) as u64)?;
-            let available = samples.len() / HOP_LENGTH;
-            if seek == 0 && samples.is_empty() {
-                return Err(Error::InvalidAudio("the audio is empty (no samples to transcribe)".into()));
+        let settings = Settings {
+            timestamps,
+            ts_begin: self.info.timestamp_begin.unwrap_or(u32::MAX),
+            sample_len: options.sample_len.unwrap_or(self.info.n_text_ctx / 2),
+            max_initial: options
+                .max_initial_timestamp
+                .filter(|_| timestamps)
+                .map(|s| (s as f64 / self.info.timing.time_precision).round().max(0.0) as u32),
+        };
+        let mut out: Vec<Option<Transcript>> = sources.iter().map(|_| None).collect();
+        let mut pending = sources.into_iter().enumerate();
+        let mut active: Vec<(usize, Job<S>)> = Vec::new();
+        loop {
+            while active.len() < batch_size {
+                let Some((i, source)) = pending.next() else { break };
+                let mut job = Job {
+                    windows: Windows::new(source),
+                    mel: vec![0f32; self.info.n_mels * N_FRAMES],
+                    segment_frames: 0,
+                    window_index: 0,
+                    seek: 0,
+                    language: options.language,
+                    all_tokens: options.initial_prompt.clone(),
+                    prompt_reset_since: 0,
+                    segments: Vec::new(),
+                    fallback: Fallback::default(),
+                };
+                if self.load_window(&mut job)? {
+                    active.push((i, job));
+                } else {
+                    out[i] = Some(self.finish(job, options)?);
+                }
             }
-            // Full windows while the source goes on; what is left of the audio at its end.
-            let segment_frames = available.min(N_FRAMES);
-            if segment_frames == 0 {
+            if active.is_empty() {
                 break;
             }
-            self.mel.compute_into(&samples[..segment_frames * HOP_LENGTH], &mut mel)?;
-            if language.is_none() && self.info.multilingual {
-                language = self.decoder.detect_language(&mel)?.first().map(|&(id, _)| id);
-            }
-            let previous = &st.all_tokens[st.prompt_reset_since..];
-            let request = WindowRequest {
-                mel: &mel,
-                previous,
-                language,
-                task: options.task,
-                timestamps,
-                temperature: 0.0,
-                seed: 0,
-                max_initial_timestamp_index: max_initial,
-                max_new_tokens: Some(sample_len),
-            };
-            let seed = |t: usize, k: usize| mix(options.seed ^ mix(window_index) ^ mix((t as u64) << 32 | k as u64));
-            let d = decode_with_fallback(self.decoder, self.text, self.info.eot, &request, &options.fallback, seed)?;
-            if options.fallback.is_silence(&d.result) {
-                seek += segment_frames;
-                continue;
-            }
-            let time_offset = seek as f64 * timing.frame_seconds;
-            let c = cut(&d.result.tokens, ts_begin, segment_frames, timing);
-            for piece in c.pieces {
-                let text_tokens: Vec<u32> = piece.tokens.iter().copied().filter(|&t| t < self.info.eot).collect();
-                let mut seg = Segment {
-                    start: time_offset + piece.start,
-                    end: time_offset + piece.end,
-                    text: self.text.detokenize(&text_tokens)?,
-                    tokens: piece.tokens,
-                    temperature: d.temperature,
-                    avg_logprob: d.result.avg_logprob,
-                    compression_ratio: d.compression_ratio,
-                    no_speech_prob: d.result.no_speech_prob,
-                };
-                // An instantaneous segment, or one without text, keeps its place but says nothing.
-                if seg.start == seg.end || seg.text.trim().is_empty() {
-                    seg.text.clear();
-                    seg.tokens.clear();
+            // One round: the decodes of every active window at its current temperature.
+            let mut results = {
+                let mut requests = Vec::new();
+                let mut counts = Vec::new();
+                for (_, job) in &active {
+                    let w = job.window_index;
+                    let seed = |t: usize, k: usize| mix(options.seed ^ mix(w) ^ mix((t as u64) << 32 | k as u64));
+                    let r = job.fallback.requests(&self.request(job, &settings, options), &options.fallback, &seed);
+                    counts.push(r.len());
+                    requests.extend(r);
                 }
-                st.all_tokens.extend_from_slice(&seg.tokens);
-                on_segment(&seg);
-                st.segments.push(seg);
+                let results = self.decoder.decode(&requests)?;
+                if results.len() != requests.len() {
+                    return Err(Error::InvalidArgument(format!(
+                        "the window decoder returned {} results for {} requests",
+                        results.len(),
+                        requests.len()
+                    )));
+                }
+                let mut results = results.into_iter();
+                counts.iter().map(|&c| results.by_ref().take(c).collect::<Vec<_>>()).collect::<Vec<_>>().into_iter()
+            };
+            let mut still = Vec::with_capacity(active.len());
+            for (i, mut job) in active.drain(..) {
+                let r = results.next().unwrap_or_default();
+                let Some(d) = job.fallback.accept(r, self.text, self.info.eot, &options.fallback)? else {
+                    still.push((i, job));
+                    continue;
+                };
+                self.commit(&mut job, d, &settings, options, &mut |s| on_segment(i, s))?;
+                if self.load_window(&mut job)? {
+                    still.push((i, job));
+                } else {
+                    out[i] = Some(self.finish(job, options)?);
+                }
             }
-            if !options.condition_on_previous_text || d.temperature > 0.5 {
-                st.prompt_reset_since = st.all_tokens.len();
-            }
-            // A window must make progress (OpenAI would loop forever on `<|0.00|> ... <|0.00|><|0.00|>`).
-            seek += if c.advance == 0 { segment_frames } else { c.advance };
+            active = still;
         }
-        let text = self.text.detokenize(&st.all_tokens[options.initial_prompt.len()..])?;
-        let duration = windows.total().unwrap_or(0) as f64 / SAMPLE_RATE as f64;
-        Ok(Transcript { text, segments: st.segments, language, duration })
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Reads the window at the job's position and computes its log-mel; false at the end of
+    /// the audio.
+    fn load_window<S: SampleSource>(&mut self, job: &mut Job<S>) -> Result<bool> {
+        let samples = job.windows.window((job.seek * HOP_LENGTH) as u64)?;
+        if job.seek == 0 && samples.is_empty() {
+            return Err(Error::InvalidAudio("the audio is empty (no samples to transcribe)".into()));
+        }
+        // Full windows while the source goes on; what is left of the audio at its end.
+        job.segment_frames = (samples.len() / HOP_LENGTH).min(N_FRAMES);
+        if job.segment_frames == 0 {
+            return Ok(false);
+        }
+        self.mel.compute_into(&samples[..job.segment_frames * HOP_LENGTH], &mut job.mel)?;
+        if job.language.is_none() && self.info.multilingual {
+            job.language = self.decoder.detect_language(&job.mel)?.first().map(|&(id, _)| id);
+        }
+        job.fallback = Fallback::default();
+        Ok(true)
+    }
+
+    /// The decode of the job's current window (temperature and seed set by the fallback).
+    fn request<'j, S>(&self, job: &'j Job<S>, s: &Settings, options: &TranscribeOptions) -> WindowRequest<'j> {
+        WindowRequest {
+            mel: &job.mel,
+            previous: &job.all_tokens[job.prompt_reset_since..],
+            language: job.language,
+            task: options.task,
+            timestamps: s.timestamps,
+            temperature: 0.0,
+            seed: 0,
+            max_initial_timestamp_index: s.max_initial,
+            max_new_tokens: Some(s.sample_len),
+        }
+    }
+
+    /// Turns the kept decode of the current window into segments and moves past it.
+    fn commit<S>(
+        &mut self,
+        job: &mut Job<S>,
+        d: Decoded,
+        s: &Settings,
+        options: &TranscribeOptions,
+        on_segment: &mut dyn FnMut(&Segment),
+    ) -> Result<()> {
+        let timing = self.info.timing;
+        let segment_frames = job.segment_frames;
+        job.window_index += 1;
+        if options.fallback.is_silence(&d.result) {
+            job.seek += segment_frames;
+            return Ok(());
+        }
+        let time_offset = job.seek as f64 * timing.frame_seconds;
+        let c = cut(&d.result.tokens, s.ts_begin, segment_frames, timing);
+        for piece in c.pieces {
+            let text_tokens: Vec<u32> = piece.tokens.iter().copied().filter(|&t| t < self.info.eot).collect();
+            let mut seg = Segment {
+                start: time_offset + piece.start,
+                end: time_offset + piece.end,
+                text: self.text.detokenize(&text_tokens)?,
+                tokens: piece.tokens,
+                temperature: d.temperature,
+                avg_logprob: d.result.avg_logprob,
+                compression_ratio: d.compression_ratio,
+                no_speech_prob: d.result.no_speech_prob,
+            };
+            // An instantaneous segment, or one without text, keeps its place but says nothing.
+            if seg.start == seg.end || seg.text.trim().is_empty() {
+                seg.text.clear();
+                seg.tokens.clear();
+            }
+            job.all_tokens.extend_from_slice(&seg.tokens);
+            on_segment(&seg);
+            job.segments.push(seg);
+        }
+        if !options.condition_on_previous_text || d.temperature > 0.5 {
+            job.prompt_reset_since = job.all_tokens.len();
+        }
+        // A window must make progress (OpenAI would loop forever on `<|0.00|> ... <|0.00|><|0.00|>`).
+        job.seek += if c.advance == 0 { segment_frames } else { c.advance };
+        Ok(())
+    }
+
+    fn finish<S: SampleSource>(&self, job: Job<S>, options: &TranscribeOptions) -> Result<Transcript> {
+        let text = self.text.detokenize(&job.all_tokens[options.initial_prompt.len()..])?;
+        let duration = job.windows.total().unwrap_or(0) as f64 / SAMPLE_RATE as f64;
+        Ok(Transcript { text, segments: job.segments, language: job.language, duration })
     }
 }
 
