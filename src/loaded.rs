@@ -7,7 +7,7 @@ use crate::hub::{resolve_model, HubOptions};
 use crate::model::{Model, WeightDtype};
 use crate::tokenizer::Tokenizer;
 use crate::transcribe::gpu::GpuWindowDecoder;
-use crate::transcribe::{ModelInfo, TranscribeOptions, Transcriber, Transcript};
+use crate::transcribe::{Event, ModelInfo, SampleSource, SliceSource, TranscribeOptions, Transcriber, Transcript};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -59,11 +59,65 @@ impl LoadedModel {
     /// # Ok::<(), whisper_wgpu::Error>(())
     /// ```
     pub fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript> {
+        self.transcribe_source(SliceSource::new(samples), options, &mut |_| {})
+    }
+
+    /// Transcribes a stream (a [`crate::audio::AudioStream`], a `WavStream`, samples in memory)
+    /// window by window in bounded memory; `on_event` sees each segment as soon as its window
+    /// is decoded, and each window when it is done (for progress: [`Event::Window`] carries
+    /// where the next window starts and the audio's length when known).
+    ///
+    /// ```no_run
+    /// use whisper_wgpu::transcribe::{Event, TranscribeOptions};
+    /// use whisper_wgpu::{audio, LoadOptions, LoadedModel};
+    /// let model = LoadedModel::load("tiny.en", &LoadOptions::default(), &Default::default())?;
+    /// let stream = audio::AudioStream::open(std::path::Path::new("talk.flac"))?;
+    /// model.transcribe_source(stream, &TranscribeOptions::default(), &mut |e| match e {
+    ///     Event::Segment(s) => println!("[{:.2} --> {:.2}] {}", s.start, s.end, s.text),
+    ///     Event::Window(w) => eprintln!("{:.0} s done", w.next),
+    /// })?;
+    /// # Ok::<(), whisper_wgpu::Error>(())
+    /// ```
+    pub fn transcribe_source<S: SampleSource>(
+        &self,
+        source: S,
+        options: &TranscribeOptions,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Transcript> {
         let tokenizer = self.tokenizer.as_ref().ok_or_else(|| {
             Error::InvalidArgument(format!("{} has no tokenizer.json: it cannot produce text", self.dir.display()))
         })?;
         let info = ModelInfo::new(&self.model.dims, &self.model.generation)?;
         let mut decoder = GpuWindowDecoder::new(&self.model, options.fallback.best_of.max(1))?;
-        Transcriber::new(&mut decoder, tokenizer, info)?.transcribe(samples, options)
+        Transcriber::new(&mut decoder, tokenizer, info)?.transcribe_events(source, options, on_event)
+    }
+
+    /// The language token for a code (`de`, `<|de|>`); `None` for English on an English-only
+    /// model, which has no language tokens.
+    pub fn language_token(&self, code: &str) -> Result<Option<u32>> {
+        let g = &self.model.generation;
+        let code = code.trim().trim_start_matches("<|").trim_end_matches("|>").to_ascii_lowercase();
+        if !g.is_multilingual {
+            return match code.as_str() {
+                "en" | "english" => Ok(None),
+                _ => Err(Error::InvalidArgument(format!("language `{code}`: this model is English-only (use en)"))),
+            };
+        }
+        let token = format!("<|{code}|>");
+        match g.lang_to_id.iter().find(|(t, _)| *t == token) {
+            Some(&(_, id)) => Ok(Some(id)),
+            None => {
+                let known: Vec<&str> =
+                    g.lang_to_id.iter().map(|(t, _)| t.trim_start_matches("<|").trim_end_matches("|>")).collect();
+                Err(Error::InvalidArgument(format!("unknown language `{code}` (this model knows {})", known.join(" "))))
+            }
+        }
+    }
+
+    /// The code of a language token (`<|de|>` -> `de`).
+    pub fn language_code(&self, id: u32) -> Option<String> {
+        let g = &self.model.generation;
+        let (t, _) = g.lang_to_id.iter().find(|&&(_, i)| i == id)?;
+        Some(t.trim_start_matches("<|").trim_end_matches("|>").to_string())
     }
 }

@@ -74,12 +74,48 @@ impl FallbackRules {
 
     /// Whether a decode should be retried at the next temperature.
     pub fn needs_fallback(&self, r: &WindowResult, compression_ratio: f32) -> bool {
+        self.retry_reason(r, compression_ratio).is_some()
+    }
+
+    /// Why a decode should be retried at the next temperature, if it should: too repetitive
+    /// first (OpenAI tests the compression ratio first), else too unlikely; never when the
+    /// window looks silent.
+    pub fn retry_reason(&self, r: &WindowResult, compression_ratio: f32) -> Option<Retry> {
         let repetitive = self.compression_ratio_threshold.is_some_and(|t| compression_ratio > t);
         let unlikely = self.logprob_threshold.is_some_and(|t| r.avg_logprob < t);
         let silent = self.no_speech_threshold.is_some_and(|t| r.no_speech_prob > t)
             && self.logprob_threshold.is_some_and(|t| r.avg_logprob < t);
-        (repetitive || unlikely) && !silent
+        if silent {
+            None
+        } else if repetitive {
+            Some(Retry::CompressionRatio)
+        } else if unlikely {
+            Some(Retry::LogProb)
+        } else {
+            None
+        }
     }
+}
+
+/// Why a temperature's decode was not kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retry {
+    /// The text compressed better than `compression_ratio_threshold` (repetition).
+    CompressionRatio,
+    /// The average log-probability was below `logprob_threshold`.
+    LogProb,
+}
+
+/// One temperature's decode of a window, as the fallback judged it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Attempt {
+    pub temperature: f32,
+    pub avg_logprob: f32,
+    pub compression_ratio: f32,
+    pub no_speech_prob: f32,
+    /// Why the next temperature was tried; `None` for the decode that was kept.
+    pub retry: Option<Retry>,
 }
 
 /// The decode kept for a window.
@@ -89,6 +125,9 @@ pub struct Decoded {
     pub temperature: f32,
     pub text: String,
     pub compression_ratio: f32,
+    /// Every temperature tried, in order; the last is the one kept (its `retry` is `None`
+    /// unless the temperatures ran out).
+    pub attempts: Vec<Attempt>,
 }
 
 /// Decodes `request` at each temperature of `rules` until one passes (the last one is kept
@@ -103,7 +142,8 @@ pub fn decode_with_fallback(
     seed: impl Fn(usize, usize) -> u64,
 ) -> Result<Decoded> {
     let temperatures: &[f32] = if rules.temperatures.is_empty() { &[0.0] } else { &rules.temperatures };
-    let mut kept = None;
+    let mut kept: Option<Decoded> = None;
+    let mut attempts = Vec::new();
     for (ti, &t) in temperatures.iter().enumerate() {
         let samples = if t > 0.0 { rules.best_of.max(1) } else { 1 };
         let requests: Vec<WindowRequest<'_>> =
@@ -117,13 +157,22 @@ pub fn decode_with_fallback(
         let text_tokens: Vec<u32> = best.tokens.iter().copied().filter(|&x| x < eot).collect();
         let s = text.detokenize(&text_tokens)?;
         let ratio = compression_ratio(&s);
-        let retry = rules.needs_fallback(&best, ratio);
-        kept = Some(Decoded { result: best, temperature: t, text: s, compression_ratio: ratio });
-        if !retry {
+        let retry = rules.retry_reason(&best, ratio);
+        attempts.push(Attempt {
+            temperature: t,
+            avg_logprob: best.avg_logprob,
+            compression_ratio: ratio,
+            no_speech_prob: best.no_speech_prob,
+            retry,
+        });
+        kept = Some(Decoded { result: best, temperature: t, text: s, compression_ratio: ratio, attempts: Vec::new() });
+        if retry.is_none() {
             break;
         }
     }
-    Ok(kept.expect("at least one temperature is tried"))
+    let mut kept = kept.expect("at least one temperature is tried");
+    kept.attempts = attempts;
+    Ok(kept)
 }
 
 #[cfg(test)]

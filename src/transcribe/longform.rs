@@ -10,18 +10,20 @@
 //! 5. stop conditioning on earlier text after a decode at a temperature above 0.5.
 //!
 //! Audio comes from a [`SampleSource`] read forward window by window ([`super::source`]):
-//! streaming a `WavStream` keeps memory bounded however long the file is.
-use super::fallback::{decode_with_fallback, Detokenize, FallbackRules};
+//! streaming a `WavStream` keeps memory bounded however long the file is. Each segment and
+//! each window's outcome (what was tried, what decided) is reported as an [`Event`] while the
+//! transcription runs.
+use super::fallback::{decode_with_fallback, Attempt, Detokenize, FallbackRules};
 use super::segments::{cut, Timing};
 use super::source::{SampleSource, SliceSource, Windows};
 use super::window::{Task, WindowDecoder, WindowRequest};
 use crate::audio::{LogMel, HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 use crate::config::{GenerationConfig, ModelDims};
 use crate::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One stretch of the transcript.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     /// Seconds from the start of the audio.
     pub start: f64,
@@ -37,7 +39,7 @@ pub struct Segment {
 }
 
 /// Everything a transcription produced.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Transcript {
     /// The text of every segment, in order (the initial prompt excluded).
     pub text: String,
@@ -46,6 +48,44 @@ pub struct Transcript {
     pub language: Option<u32>,
     /// Seconds of audio.
     pub duration: f64,
+}
+
+/// What decided a window's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowDecision {
+    /// The kept decode gave text: its segments were reported.
+    Speech,
+    /// Skipped by the no-speech rule: the no-speech probability is above
+    /// `no_speech_threshold` and the average log-probability not above `logprob_threshold`.
+    NoSpeech,
+    /// The kept decode held no text (only timestamps, or end-of-text at once).
+    NoText,
+}
+
+/// One window of the transcription, as it was decided.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WindowReport {
+    /// Seconds from the start of the audio where the window begins.
+    pub start: f64,
+    /// Seconds of audio the window held (30 s but at the end).
+    pub length: f64,
+    /// Where the next window begins (the last complete timestamp, or the window's end).
+    pub next: f64,
+    /// Every temperature tried, in order; the last is the decode kept.
+    pub attempts: Vec<Attempt>,
+    pub decision: WindowDecision,
+    /// Seconds of audio in all, when known (from the source's header while it is read).
+    pub total: Option<f64>,
+}
+
+/// What a transcription reports while it runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A segment, as soon as its window is decoded.
+    Segment(&'a Segment),
+    /// A window is done (after its segments): for progress, and to see which rule decided.
+    Window(&'a WindowReport),
 }
 
 /// How to transcribe (OpenAI's `transcribe()` defaults).
@@ -156,6 +196,21 @@ impl<'a> Transcriber<'a> {
         options: &TranscribeOptions,
         on_segment: &mut dyn FnMut(&Segment),
     ) -> Result<Transcript> {
+        self.transcribe_events(source, options, &mut |e| {
+            if let Event::Segment(s) = e {
+                on_segment(s)
+            }
+        })
+    }
+
+    /// Transcribes a stream, window by window; `on_event` sees each segment as it is made and
+    /// each window when it is done.
+    pub fn transcribe_events<S: SampleSource>(
+        &mut self,
+        source: S,
+        options: &TranscribeOptions,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Transcript> {
         let timestamps = options.timestamps && self.info.timestamp_begin.is_some();
         let ts_begin = self.info.timestamp_begin.unwrap_or(u32::MAX);
         let timing = self.info.timing;
@@ -197,12 +252,24 @@ impl<'a> Transcriber<'a> {
                 max_new_tokens: Some(sample_len),
             };
             let seed = |t: usize, k: usize| mix(options.seed ^ mix(window_index) ^ mix((t as u64) << 32 | k as u64));
-            let d = decode_with_fallback(self.decoder, self.text, self.info.eot, &request, &options.fallback, seed)?;
+            let mut d =
+                decode_with_fallback(self.decoder, self.text, self.info.eot, &request, &options.fallback, seed)?;
+            let time_offset = seek as f64 * timing.frame_seconds;
+            let mut report = WindowReport {
+                start: time_offset,
+                length: segment_frames as f64 * timing.frame_seconds,
+                next: 0.0,
+                attempts: std::mem::take(&mut d.attempts),
+                decision: WindowDecision::NoText,
+                total: windows.len_hint().map(|n| n as f64 / SAMPLE_RATE as f64),
+            };
             if options.fallback.is_silence(&d.result) {
                 seek += segment_frames;
+                report.next = seek as f64 * timing.frame_seconds;
+                report.decision = WindowDecision::NoSpeech;
+                on_event(Event::Window(&report));
                 continue;
             }
-            let time_offset = seek as f64 * timing.frame_seconds;
             let c = cut(&d.result.tokens, ts_begin, segment_frames, timing);
             for piece in c.pieces {
                 let text_tokens: Vec<u32> = piece.tokens.iter().copied().filter(|&t| t < self.info.eot).collect();
@@ -222,7 +289,10 @@ impl<'a> Transcriber<'a> {
                     seg.tokens.clear();
                 }
                 st.all_tokens.extend_from_slice(&seg.tokens);
-                on_segment(&seg);
+                if !seg.text.is_empty() {
+                    report.decision = WindowDecision::Speech;
+                }
+                on_event(Event::Segment(&seg));
                 st.segments.push(seg);
             }
             if !options.condition_on_previous_text || d.temperature > 0.5 {
@@ -230,6 +300,8 @@ impl<'a> Transcriber<'a> {
             }
             // A window must make progress (OpenAI would loop forever on `<|0.00|> ... <|0.00|><|0.00|>`).
             seek += if c.advance == 0 { segment_frames } else { c.advance };
+            report.next = seek as f64 * timing.frame_seconds;
+            on_event(Event::Window(&report));
         }
         let text = self.text.detokenize(&st.all_tokens[options.initial_prompt.len()..])?;
         let duration = windows.total().unwrap_or(0) as f64 / SAMPLE_RATE as f64;
