@@ -13,7 +13,14 @@ use whisper_wgpu::checkpoint::Checkpoint;
 use whisper_wgpu::model::{Model, WeightDtype};
 use whisper_wgpu::tokenizer::Tokenizer;
 use whisper_wgpu::transcribe::gpu::GpuWindowDecoder;
-use whisper_wgpu::transcribe::{output, ModelInfo, Transcriber};
+use whisper_wgpu::transcribe::{output, Event, ModelInfo, SliceSource, Transcriber, WindowDecision, WindowReport};
+
+fn tiny_en_model() -> Option<(Model, Tokenizer)> {
+    let ck = Checkpoint::load(&shared("models/whisper-tiny.en")).unwrap();
+    let tok = Tokenizer::from_file(ck.tokenizer.as_ref().unwrap(), ck.generation.eot.unwrap()).unwrap();
+    let backend: Box<dyn Backend + Send> = Box::new(gpu()?);
+    Some((Model::new(backend, ck.dims, ck.generation, &ck.weights, WeightDtype::Auto).unwrap(), tok))
+}
 
 #[test]
 fn jfk_twice_gives_two_sentences_at_increasing_times() {
@@ -52,4 +59,57 @@ fn jfk_twice_gives_two_sentences_at_increasing_times() {
         let want = k as f64 * period + jfk_s;
         assert!((e - want).abs() < 1.5, "repetition {k} ends at {e:.2} s, expected about {want:.2}: {lines:?}");
     }
+}
+
+/// Reports of every window and the transcript of `audio`.
+fn transcribe_reporting(
+    model: &Model,
+    tok: &Tokenizer,
+    audio: &[f32],
+) -> (whisper_wgpu::transcribe::Transcript, Vec<WindowReport>) {
+    let mut dec = GpuWindowDecoder::new(model, 1).unwrap();
+    let info = ModelInfo::new(&model.dims, &model.generation).unwrap();
+    let mut reports = Vec::new();
+    let t = Transcriber::new(&mut dec, tok, info)
+        .unwrap()
+        .transcribe_events(SliceSource::new(audio), &Default::default(), &mut |e| {
+            if let Event::Window(w) = e {
+                reports.push(w.clone());
+            }
+        })
+        .unwrap();
+    (t, reports)
+}
+
+/// 30 s of digital silence and 30 s of white noise (uniform, peak 0.3) give no text, and the
+/// window reports say which rule decided.
+///
+/// Silence is skipped before decoding (every sample below -60 dBFS). Decoded, tiny.en writes
+/// " you" on it with no-speech probability 0.948 but average log-probability -0.70, which
+/// OpenAI's no-speech rule (that also needs the log-probability below -1) lets through.
+#[test]
+fn silence_and_white_noise_give_no_text() {
+    let Some((model, tok)) = tiny_en_model() else { return };
+    let n = 30 * SAMPLE_RATE as usize;
+    let silence = vec![0.0f32; n];
+    let noise = Rng::new(7).vec(n, 0.3);
+
+    let (t, reports) = transcribe_reporting(&model, &tok, &silence);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!((reports[0].decision, reports[0].attempts.len()), (WindowDecision::Quiet, 0), "{reports:?}");
+    assert!(t.text.is_empty() && t.segments.is_empty(), "silence: {:?}", t.text);
+
+    let started = std::time::Instant::now();
+    let (t, reports) = transcribe_reporting(&model, &tok, &noise);
+    eprintln!("white noise: {:.1} s, text {:?}, windows {reports:?}", started.elapsed().as_secs_f64(), t.text);
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let w = &reports[0];
+    let kept = w.attempts.last().unwrap();
+    // OpenAI's no-speech rule: <|nospeech|> likely (> 0.6) and the text unlikely (average
+    // log-probability not above -1), so the window is skipped at temperature 0, no fallback.
+    assert_eq!(w.decision, WindowDecision::NoSpeech, "{w:?}");
+    assert_eq!(w.attempts.len(), 1, "no fallback for a silent window: {w:?}");
+    assert!(kept.temperature == 0.0 && kept.no_speech_prob > 0.6 && kept.avg_logprob <= -1.0, "{kept:?}");
+    assert!(t.text.trim().is_empty() && t.segments.is_empty(), "white noise: hallucinated {:?}", t.text);
+    assert_eq!(w.next, 30.0);
 }

@@ -4,7 +4,8 @@
 //! 1. take 30 s of 16 kHz audio from the current position (`seek`, in mel frames), compute its
 //!    log-mel (zero-padded to 30 s when the audio ends sooner);
 //! 2. decode it, conditioned on the text so far, with temperature fallback ([`super::fallback`]);
-//! 3. skip the window as silence when no-speech is likely and the text unlikely;
+//! 3. skip the window as silence when no-speech is likely and the text unlikely (and, before
+//!    decoding, when the audio is digitally silent: all samples below -60 dBFS);
 //! 4. cut the tokens into segments at timestamp pairs and move `seek` to the last complete
 //!    timestamp, or past the whole window ([`super::segments`]);
 //! 5. stop conditioning on earlier text after a decode at a temperature above 0.5.
@@ -39,7 +40,7 @@ pub struct Segment {
 }
 
 /// Everything a transcription produced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Transcript {
     /// The text of every segment, in order (the initial prompt excluded).
     pub text: String,
@@ -61,6 +62,8 @@ pub enum WindowDecision {
     NoSpeech,
     /// The kept decode held no text (only timestamps, or end-of-text at once).
     NoText,
+    /// Not decoded: every sample is below `TranscribeOptions::silence_peak`.
+    Quiet,
 }
 
 /// One window of the transcription, as it was decided.
@@ -72,7 +75,7 @@ pub struct WindowReport {
     pub length: f64,
     /// Where the next window begins (the last complete timestamp, or the window's end).
     pub next: f64,
-    /// Every temperature tried, in order; the last is the decode kept.
+    /// Every temperature tried, in order; the last is the decode kept (none for a quiet window).
     pub attempts: Vec<Attempt>,
     pub decision: WindowDecision,
     /// Seconds of audio in all, when known (from the source's header while it is read).
@@ -108,6 +111,10 @@ pub struct TranscribeOptions {
     pub sample_len: Option<usize>,
     /// Seed of the sampling noise at temperatures above 0.
     pub seed: u64,
+    /// A window whose every sample stays below this in magnitude is skipped without decoding
+    /// (default 1e-3, -60 dBFS: digital silence, on which Whisper writes " you" with a
+    /// log-probability OpenAI's no-speech rule accepts). `None`: decode every window.
+    pub silence_peak: Option<f32>,
 }
 
 impl Default for TranscribeOptions {
@@ -122,6 +129,7 @@ impl Default for TranscribeOptions {
             max_initial_timestamp: Some(1.0),
             sample_len: None,
             seed: 0,
+            silence_peak: Some(1e-3),
         }
     }
 }
@@ -225,6 +233,8 @@ impl<'a> Transcriber<'a> {
         let mut st = State { all_tokens: options.initial_prompt.clone(), prompt_reset_since: 0, segments: Vec::new() };
         let mut seek = 0usize;
         for window_index in 0u64.. {
+            // Known from the header before the end, exact after it.
+            let total = windows.len_hint().map(|n| n as f64 / SAMPLE_RATE as f64);
             let samples = windows.window((seek * HOP_LENGTH) as u64)?;
             let available = samples.len() / HOP_LENGTH;
             if seek == 0 && samples.is_empty() {
@@ -235,7 +245,21 @@ impl<'a> Transcriber<'a> {
             if segment_frames == 0 {
                 break;
             }
-            self.mel.compute_into(&samples[..segment_frames * HOP_LENGTH], &mut mel)?;
+            let window = &samples[..segment_frames * HOP_LENGTH];
+            if options.silence_peak.is_some_and(|peak| window.iter().all(|x| x.abs() < peak)) {
+                let start = seek as f64 * timing.frame_seconds;
+                seek += segment_frames;
+                on_event(Event::Window(&WindowReport {
+                    start,
+                    length: segment_frames as f64 * timing.frame_seconds,
+                    next: seek as f64 * timing.frame_seconds,
+                    attempts: Vec::new(),
+                    decision: WindowDecision::Quiet,
+                    total,
+                }));
+                continue;
+            }
+            self.mel.compute_into(window, &mut mel)?;
             if language.is_none() && self.info.multilingual {
                 language = self.decoder.detect_language(&mel)?.first().map(|&(id, _)| id);
             }
@@ -261,7 +285,7 @@ impl<'a> Transcriber<'a> {
                 next: 0.0,
                 attempts: std::mem::take(&mut d.attempts),
                 decision: WindowDecision::NoText,
-                total: windows.len_hint().map(|n| n as f64 / SAMPLE_RATE as f64),
+                total,
             };
             if options.fallback.is_silence(&d.result) {
                 seek += segment_frames;
