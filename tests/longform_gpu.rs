@@ -6,6 +6,7 @@
 //! compresses better than 2.4:1 and OpenAI's rules retry it at every temperature up to 1.0,
 //! which is right but makes a slow test that depends on sampling.)
 mod common;
+use common::subtitles::{parse_srt, parse_vtt};
 use common::*;
 use whisper_wgpu::audio::{load_wav, SAMPLE_RATE};
 use whisper_wgpu::backend::Backend;
@@ -42,6 +43,14 @@ fn jfk_twice_gives_two_sentences_at_increasing_times() {
     let t = Transcriber::new(&mut dec, &tok, info).unwrap().transcribe(&audio, &Default::default()).unwrap();
     let lines: Vec<String> = t.segments.iter().map(output::timestamp_line).collect();
     eprintln!("{:.1} s of audio in {:.1} s:\n{}", t.duration, started.elapsed().as_secs_f64(), lines.join("\n"));
+
+    // Real output: the subtitles parse strictly, the JSON gives the segments back.
+    let cues = parse_srt(&output::to_srt(&t.segments)).unwrap();
+    assert_eq!(cues.len(), t.segments.iter().filter(|s| !s.text.trim().is_empty()).count(), "{lines:?}");
+    assert_eq!(parse_vtt(&output::to_vtt(&t.segments)).unwrap(), cues);
+    let v: serde_json::Value = serde_json::from_str(&output::to_json(&t, Some("en"))).unwrap();
+    let back: Vec<whisper_wgpu::transcribe::Segment> = serde_json::from_value(v["segments"].clone()).unwrap();
+    assert_eq!(back, t.segments);
 
     let sentence = "ask not what your country can do for you";
     assert!(t.text.matches(sentence).count() >= 2, "{}", t.text);
@@ -112,4 +121,116 @@ fn silence_and_white_noise_give_no_text() {
     assert!(kept.temperature == 0.0 && kept.no_speech_prob > 0.6 && kept.avg_logprob <= -1.0, "{kept:?}");
     assert!(t.text.trim().is_empty() && t.segments.is_empty(), "white noise: hallucinated {:?}", t.text);
     assert_eq!(w.next, 30.0);
+}
+
+/// Peak and current resident memory, kB (Linux).
+fn vm_kb(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The 3-minute file: jfk.wav 16 times with 0.5 s of silence between (183.5 s),
+/// written to disk as 16-bit WAV and streamed from it as the CLI does. Each sentence must be
+/// found where it was placed (+-1 s), timestamps must not decrease, at least 15 of the 16 must
+/// be word for word, and the process's peak memory may not grow while it runs by more than half
+/// of what the whole file's samples would take.
+///
+/// About 10 minutes on lavapipe with two cores, so it is opt-in: WHISPER_WGPU_TEST_LONG=1.
+#[test]
+fn three_minutes_of_jfk_sentences_in_place() {
+    if std::env::var("WHISPER_WGPU_TEST_LONG").as_deref() != Ok("1") {
+        eprintln!("three_minutes_of_jfk_sentences_in_place: opt-in, set WHISPER_WGPU_TEST_LONG=1 to run it");
+        return;
+    }
+    let Some((model, tok)) = tiny_en_model() else { return };
+    let jfk = load_wav(&shared("samples/jfk.wav")).unwrap();
+    let (copies, gap) = (16usize, SAMPLE_RATE as usize / 2);
+    let period = (jfk.len() + gap) as f64 / SAMPLE_RATE as f64;
+    let jfk_s = jfk.len() as f64 / SAMPLE_RATE as f64;
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("jfk_x16.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for k in 0..copies {
+        if k > 0 {
+            (0..gap).for_each(|_| w.write_sample(0i16).unwrap());
+        }
+        // load_wav scales int16 by 1/32768, so this gives the file's samples back exactly.
+        jfk.iter().for_each(|&x| w.write_sample((x * 32768.0).round() as i16).unwrap());
+    }
+    w.finalize().unwrap();
+
+    let stream = whisper_wgpu::audio::AudioStream::open(&path).unwrap();
+    let mut dec = GpuWindowDecoder::new(&model, 1).unwrap();
+    let info = ModelInfo::new(&model.dims, &model.generation).unwrap();
+    let started = std::time::Instant::now();
+    let mut windows = Vec::new();
+    let mut rss_after_first = None;
+    let t = Transcriber::new(&mut dec, &tok, info)
+        .unwrap()
+        .transcribe_events(stream, &Default::default(), &mut |e| {
+            if let Event::Window(w) = e {
+                if windows.is_empty() {
+                    // Everything made once (the session, its buffers) exists now: measure the
+                    // peak from here on.
+                    let _ = std::fs::write("/proc/self/clear_refs", "5");
+                    rss_after_first = vm_kb("VmRSS:");
+                }
+                windows.push(w.clone());
+            }
+        })
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let lines: Vec<String> = t.segments.iter().map(output::timestamp_line).collect();
+    eprintln!("{:.1} s of audio in {secs:.1} s, {} windows:\n{}", t.duration, windows.len(), lines.join("\n"));
+    assert!((t.duration - (copies as f64 * period - 0.5)).abs() < 0.01, "{}", t.duration);
+
+    // Timestamps never go back.
+    for (i, s) in t.segments.iter().enumerate() {
+        assert!(s.start <= s.end, "{}", lines[i]);
+        if i > 0 {
+            assert!(t.segments[i - 1].end <= s.start + 1e-9, "{} then {}", lines[i - 1], lines[i]);
+        }
+    }
+    // Each segment belongs to the copy its middle falls in.
+    const SENTENCE: &str =
+        "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country.";
+    let mut exact = 0;
+    for k in 0..copies {
+        let (from, to) = (k as f64 * period - gap as f64 / 2.0 / SAMPLE_RATE as f64, (k + 1) as f64 * period);
+        let mine: Vec<_> = t
+            .segments
+            .iter()
+            .filter(|s| !s.text.is_empty() && (from..to).contains(&((s.start + s.end) / 2.0)))
+            .collect();
+        assert!(!mine.is_empty(), "copy {k}: no segment\n{}", lines.join("\n"));
+        let text = mine.iter().map(|s| s.text.trim()).collect::<Vec<_>>().join(" ");
+        let (start, end) = (mine[0].start, mine[mine.len() - 1].end);
+        let (want_start, want_end) = (k as f64 * period, k as f64 * period + jfk_s);
+        eprintln!("copy {k}: {start:.2}..{end:.2} (placed {want_start:.2}..{want_end:.2}) {text}");
+        assert!(text.contains("your country"), "copy {k}: {text}");
+        assert!((start - want_start).abs() <= 1.0 && (end - want_end).abs() <= 1.0, "copy {k} at {start:.2}..{end:.2}");
+        exact += (text == SENTENCE) as usize;
+    }
+    eprintln!("{exact} of {copies} sentences exact");
+    assert!(exact >= 15, "{exact} of {copies} exact");
+
+    // Memory: the whole file as f32 samples would be 11.7 MB.
+    if let (Some(base), Some(peak)) = (rss_after_first, vm_kb("VmHWM:")) {
+        let whole = copies * (jfk.len() + gap) * 4 / 1024;
+        eprintln!(
+            "peak resident memory grew by {} kB after the first window (whole file: {whole} kB)",
+            peak.saturating_sub(base)
+        );
+        assert!(peak.saturating_sub(base) < whole as u64 / 2, "peak {peak} kB, {base} kB after the first window");
+    }
+    // The subtitles of a real transcript parse strictly, cue for cue.
+    let cues = parse_srt(&output::to_srt(&t.segments)).unwrap();
+    assert_eq!(cues.len(), t.segments.iter().filter(|s| !s.text.trim().is_empty()).count());
+    assert_eq!(parse_vtt(&output::to_vtt(&t.segments)).unwrap(), cues);
 }
