@@ -180,11 +180,22 @@ fn temperature_fallback_on_low_logprob_and_on_repetition() {
     // 0.4 <= 0.5: the second window is still conditioned on the first.
     assert_eq!(seen[3].previous, vec![ts(0.0), 1, ts(2.0)]);
 
-    // All temperatures fail: the last decode is kept as it is.
+    // All temperatures fail alike: the last decode is kept, as OpenAI does.
     let bad = || res(vec![ts(0.0), 1, ts(2.0)], -3.0, 0.1);
     let (out, seen, _) = run_script(10.0, (0..6).map(|_| bad()).collect(), &Default::default());
     assert_eq!(seen.len(), 6);
     assert_eq!(out.unwrap().segments[0].temperature, 1.0);
+    // All fail: the most likely decode that is not repetitive wins, however hot.
+    let looped = |lp| res(std::iter::once(ts(0.0)).chain([7, 8].repeat(30)).chain([ts(20.0)]).collect(), lp, 0.1);
+    let unlikely = |lp| res(vec![ts(0.0), 1, ts(2.0)], lp, 0.1);
+    let script = vec![looped(-0.1), unlikely(-1.5), unlikely(-1.2), looped(-0.2), unlikely(-1.9), unlikely(-2.5)];
+    let (out, _, _) = run_script(10.0, script, &Default::default());
+    let s = &out.unwrap().segments[0];
+    assert_eq!((s.temperature, s.avg_logprob), (0.4, -1.2));
+    // All repetitive: the most likely of them.
+    let script = vec![looped(-0.5), looped(-0.1), looped(-0.3), looped(-0.9), looped(-0.4), looped(-0.2)];
+    let (out, _, _) = run_script(10.0, script, &Default::default());
+    assert_eq!(out.unwrap().segments[0].temperature, 0.2);
 }
 
 #[test]

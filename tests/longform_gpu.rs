@@ -186,6 +186,25 @@ fn three_minutes_of_jfk_sentences_in_place() {
         })
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
+    for w in &windows {
+        let tried: Vec<String> = w
+            .attempts
+            .iter()
+            .map(|a| {
+                let why = a.retry.map_or(String::new(), |r| format!(" {r:?}"));
+                let mark = if a.kept { " kept" } else { "" };
+                format!("T={} lp={:.2} cr={:.2}{why}{mark}", a.temperature, a.avg_logprob, a.compression_ratio)
+            })
+            .collect();
+        eprintln!(
+            "window {:.2}..{:.2} -> {:.2} {:?}: {}",
+            w.start,
+            w.start + w.length,
+            w.next,
+            w.decision,
+            tried.join("; ")
+        );
+    }
     let lines: Vec<String> = t.segments.iter().map(output::timestamp_line).collect();
     eprintln!("{:.1} s of audio in {secs:.1} s, {} windows:\n{}", t.duration, windows.len(), lines.join("\n"));
     assert!((t.duration - (copies as f64 * period - 0.5)).abs() < 0.01, "{}", t.duration);

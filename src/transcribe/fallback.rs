@@ -1,7 +1,8 @@
 //! Decoding one window with temperature fallback, as OpenAI's `decode_with_fallback`: decode
 //! at the first temperature; if the text is too repetitive (gzip-style compression ratio above
 //! a threshold) or too unlikely (average log-probability below one), try the next temperature,
-//! unless the window looks like silence (then the low score is expected).
+//! unless the window looks like silence (then the low score is expected). When every
+//! temperature fails, the most likely non-repetitive decode is kept (faster-whisper's choice).
 use super::window::{WindowDecoder, WindowRequest, WindowResult};
 use crate::Result;
 use std::cmp::Ordering;
@@ -114,8 +115,11 @@ pub struct Attempt {
     pub avg_logprob: f32,
     pub compression_ratio: f32,
     pub no_speech_prob: f32,
-    /// Why the next temperature was tried; `None` for the decode that was kept.
+    /// Why the next temperature was tried; `None` for a decode that passed.
     pub retry: Option<Retry>,
+    /// This decode is the window's result: the one that passed, or, when every temperature
+    /// failed, the most likely non-repetitive one.
+    pub kept: bool,
 }
 
 /// The decode kept for a window.
@@ -125,8 +129,7 @@ pub struct Decoded {
     pub temperature: f32,
     pub text: String,
     pub compression_ratio: f32,
-    /// Every temperature tried, in order; the last is the one kept (its `retry` is `None`
-    /// unless the temperatures ran out).
+    /// Every temperature tried, in order (`kept` marks the result).
     pub attempts: Vec<Attempt>,
 }
 
@@ -143,6 +146,7 @@ pub fn decode_with_fallback(
 ) -> Result<Decoded> {
     let temperatures: &[f32] = if rules.temperatures.is_empty() { &[0.0] } else { &rules.temperatures };
     let mut kept: Option<Decoded> = None;
+    let mut failed: Vec<Decoded> = Vec::new();
     let mut attempts = Vec::new();
     for (ti, &t) in temperatures.iter().enumerate() {
         let samples = if t > 0.0 { rules.best_of.max(1) } else { 1 };
@@ -164,13 +168,37 @@ pub fn decode_with_fallback(
             compression_ratio: ratio,
             no_speech_prob: best.no_speech_prob,
             retry,
+            kept: retry.is_none(),
         });
-        kept = Some(Decoded { result: best, temperature: t, text: s, compression_ratio: ratio, attempts: Vec::new() });
+        let d = Decoded { result: best, temperature: t, text: s, compression_ratio: ratio, attempts: Vec::new() };
         if retry.is_none() {
+            kept = Some(d);
             break;
         }
+        failed.push(d);
     }
-    let mut kept = kept.expect("at least one temperature is tried");
+    // Every temperature failed: keep the most likely decode among those that are not
+    // repetitive (else among all), as faster-whisper does. OpenAI keeps the last, a sample at
+    // the highest temperature, which on repetitive speech is often nonsense.
+    let mut kept = match kept {
+        Some(d) => d,
+        None => {
+            let repetitive = |d: &Decoded| rules.compression_ratio_threshold.is_some_and(|t| d.compression_ratio > t);
+            let any_fluent = failed.iter().any(|d| !repetitive(d));
+            let best = failed
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !any_fluent || !repetitive(d))
+                // Ties go to the later (hotter) decode, the one OpenAI's rule keeps.
+                .max_by(|(_, a), (_, b)| a.result.avg_logprob.total_cmp(&b.result.avg_logprob))
+                .map(|(i, _)| i)
+                .expect("at least one temperature is tried");
+            failed.swap_remove(best)
+        }
+    };
+    if let Some(a) = attempts.iter_mut().find(|a| a.temperature == kept.temperature) {
+        a.kept = true;
+    }
     kept.attempts = attempts;
     Ok(kept)
 }

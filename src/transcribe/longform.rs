@@ -75,7 +75,7 @@ pub struct WindowReport {
     pub length: f64,
     /// Where the next window begins (the last complete timestamp, or the window's end).
     pub next: f64,
-    /// Every temperature tried, in order; the last is the decode kept (none for a quiet window).
+    /// Every temperature tried, in order, the result marked `kept` (none for a quiet window).
     pub attempts: Vec<Attempt>,
     pub decision: WindowDecision,
     /// Seconds of audio in all, when known (from the source's header while it is read).
