@@ -517,6 +517,6 @@ fn render(format: Format, timestamps: bool, t: &Transcript, language: Option<&st
         Format::Txt => format!("{}\n", t.text),
         Format::Srt => output::to_srt(&t.segments),
         Format::Vtt => output::to_vtt(&t.segments),
-        Format::Json => output::to_json(t, language),
+        Format::Json => output::to_json(t, language) + "\n",
     }
 }
