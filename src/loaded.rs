@@ -7,7 +7,7 @@ use crate::hub::{resolve_model, HubOptions};
 use crate::model::{Model, WeightDtype};
 use crate::tokenizer::Tokenizer;
 use crate::transcribe::gpu::GpuWindowDecoder;
-use crate::transcribe::{ModelInfo, SliceSource, TranscribeOptions, Transcriber, Transcript};
+use crate::transcribe::{Event, ModelInfo, SampleSource, SliceSource, TranscribeOptions, Transcriber, Transcript};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -59,10 +59,35 @@ impl LoadedModel {
     /// # Ok::<(), whisper_wgpu::Error>(())
     /// ```
     pub fn transcribe(&self, samples: &[f32], options: &TranscribeOptions) -> Result<Transcript> {
+        self.transcribe_source(SliceSource::new(samples), options, &mut |_| {})
+    }
+
+    /// Transcribes a stream (a [`crate::audio::AudioStream`], a `WavStream`, samples in memory)
+    /// window by window in bounded memory; `on_event` sees each segment as soon as its window
+    /// is decoded, and each window when it is done (for progress: [`Event::Window`] carries
+    /// where the next window starts and the audio's length when known).
+    ///
+    /// ```no_run
+    /// use whisper_wgpu::transcribe::{Event, TranscribeOptions};
+    /// use whisper_wgpu::{audio, LoadOptions, LoadedModel};
+    /// let model = LoadedModel::load("tiny.en", &LoadOptions::default(), &Default::default())?;
+    /// let stream = audio::AudioStream::open(std::path::Path::new("talk.flac"))?;
+    /// model.transcribe_source(stream, &TranscribeOptions::default(), &mut |e| match e {
+    ///     Event::Segment(s) => println!("[{:.2} --> {:.2}] {}", s.start, s.end, s.text),
+    ///     Event::Window(w) => eprintln!("{:.0} s done", w.next),
+    /// })?;
+    /// # Ok::<(), whisper_wgpu::Error>(())
+    /// ```
+    pub fn transcribe_source<S: SampleSource>(
+        &self,
+        source: S,
+        options: &TranscribeOptions,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Transcript> {
         let tokenizer = self.tokenizer()?;
         let info = ModelInfo::new(&self.model.dims, &self.model.generation)?;
         let mut decoder = GpuWindowDecoder::new(&self.model, options.fallback.best_of.max(1))?;
-        Transcriber::new(&mut decoder, tokenizer, info)?.transcribe(samples, options)
+        Transcriber::new(&mut decoder, tokenizer, info)?.transcribe_events(source, options, on_event)
     }
 
     /// Transcribes several recordings, decoding the current windows of up to `batch_size` of
@@ -74,25 +99,62 @@ impl LoadedModel {
         options: &TranscribeOptions,
         batch_size: usize,
     ) -> Result<Vec<Transcript>> {
+        let sources = inputs.iter().map(|s| SliceSource::new(s)).collect();
+        self.transcribe_sources(sources, options, batch_size, &mut |_, _| {})
+    }
+
+    /// [`LoadedModel::transcribe_batch`] over streams; `on_event(i, event)` reports the
+    /// segments and windows of input `i` as they are decoded.
+    pub fn transcribe_sources<S: SampleSource>(
+        &self,
+        sources: Vec<S>,
+        options: &TranscribeOptions,
+        batch_size: usize,
+        on_event: &mut dyn FnMut(usize, Event<'_>),
+    ) -> Result<Vec<Transcript>> {
         let tokenizer = self.tokenizer()?;
         if batch_size == 0 {
             return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
         }
         let info = ModelInfo::new(&self.model.dims, &self.model.generation)?;
-        let rows = batch_size.max(options.fallback.best_of);
+        let rows = batch_size.min(sources.len().max(1)).max(options.fallback.best_of);
         let mut decoder = GpuWindowDecoder::new(&self.model, rows)?;
-        let sources = inputs.iter().map(|s| SliceSource::new(s)).collect();
-        Transcriber::new(&mut decoder, tokenizer, info)?.transcribe_sources(
-            sources,
-            options,
-            batch_size,
-            &mut |_, _| {},
-        )
+        Transcriber::new(&mut decoder, tokenizer, info)?
+            .transcribe_sources_events(sources, options, batch_size, on_event)
     }
 
     fn tokenizer(&self) -> Result<&Tokenizer> {
         self.tokenizer.as_ref().ok_or_else(|| {
             Error::InvalidArgument(format!("{} has no tokenizer.json: it cannot produce text", self.dir.display()))
         })
+    }
+
+    /// The language token for a code (`de`, `<|de|>`); `None` for English on an English-only
+    /// model, which has no language tokens.
+    pub fn language_token(&self, code: &str) -> Result<Option<u32>> {
+        let g = &self.model.generation;
+        let code = code.trim().trim_start_matches("<|").trim_end_matches("|>").to_ascii_lowercase();
+        if !g.is_multilingual {
+            return match code.as_str() {
+                "en" | "english" => Ok(None),
+                _ => Err(Error::InvalidArgument(format!("language `{code}`: this model is English-only (use en)"))),
+            };
+        }
+        let token = format!("<|{code}|>");
+        match g.lang_to_id.iter().find(|(t, _)| *t == token) {
+            Some(&(_, id)) => Ok(Some(id)),
+            None => {
+                let known: Vec<&str> =
+                    g.lang_to_id.iter().map(|(t, _)| t.trim_start_matches("<|").trim_end_matches("|>")).collect();
+                Err(Error::InvalidArgument(format!("unknown language `{code}` (this model knows {})", known.join(" "))))
+            }
+        }
+    }
+
+    /// The code of a language token (`<|de|>` -> `de`).
+    pub fn language_code(&self, id: u32) -> Option<String> {
+        let g = &self.model.generation;
+        let (t, _) = g.lang_to_id.iter().find(|&&(_, i)| i == id)?;
+        Some(t.trim_start_matches("<|").trim_end_matches("|>").to_string())
     }
 }

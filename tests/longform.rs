@@ -1,6 +1,8 @@
 //! Long-form transcription over a scripted window decoder: seeking, segment times,
 //! conditioning on earlier text, temperature fallback, silence skipping, streaming; and the
 //! output formats.
+mod common;
+use common::subtitles::{parse_srt, parse_vtt, Cue};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -8,8 +10,8 @@ use whisper_wgpu::audio::{WavStream, N_FRAMES, SAMPLE_RATE};
 use whisper_wgpu::transcribe::output::{format_timestamp, timestamp_line, to_json, to_srt, to_text, to_vtt};
 use whisper_wgpu::transcribe::segments::Timing;
 use whisper_wgpu::transcribe::{
-    Detokenize, ModelInfo, Segment, TranscribeOptions, Transcriber, Transcript, WindowDecoder, WindowRequest,
-    WindowResult,
+    Detokenize, Event, ModelInfo, Retry, Segment, SliceSource, TranscribeOptions, Transcriber, Transcript,
+    WindowDecision, WindowDecoder, WindowRequest, WindowResult,
 };
 use whisper_wgpu::{Error, Result};
 
@@ -99,7 +101,9 @@ fn run_script(
 ) -> (Result<Transcript>, Vec<Seen>, usize) {
     let seen = Rc::new(RefCell::new(Vec::new()));
     let mut dec = Script { results: results.into(), seen: seen.clone() };
-    let audio = vec![0.0f32; (seconds * SAMPLE_RATE as f64) as usize];
+    // Not digital silence, which the transcriber skips without decoding.
+    let audio: Vec<f32> =
+        (0..(seconds * SAMPLE_RATE as f64) as usize).map(|i| 0.01 * (i as f32 * 0.05).sin()).collect();
     let out = Transcriber::new(&mut dec, &Words, info()).unwrap().transcribe(&audio, options);
     let left = dec.results.len();
     let seen = seen.borrow().clone();
@@ -145,7 +149,25 @@ fn temperature_fallback_on_low_logprob_and_on_repetition() {
         res(good.clone(), -0.4, 0.1), // t = 0.4: kept
         res(good, -0.3, 0.1),         // second window (from 30 s) at t = 0.0
     ];
-    let (out, seen, left) = run_script(40.0, script, &Default::default());
+    // The window reports say why each temperature was left.
+    let seen_rc = Rc::new(RefCell::new(Vec::new()));
+    let mut dec = Script { results: script.into(), seen: seen_rc.clone() };
+    let audio: Vec<f32> = (0..40 * SAMPLE_RATE as usize).map(|i| 0.01 * (i as f32 * 0.05).sin()).collect();
+    let mut reasons = Vec::new();
+    let out = Transcriber::new(&mut dec, &Words, info()).unwrap().transcribe_events(
+        SliceSource::new(&audio),
+        &Default::default(),
+        &mut |e| {
+            if let Event::Window(w) = e {
+                reasons.push(w.attempts.iter().map(|a| (a.temperature, a.retry)).collect::<Vec<_>>());
+            }
+        },
+    );
+    let (left, seen) = (dec.results.len(), seen_rc.borrow().clone());
+    assert_eq!(
+        reasons,
+        vec![vec![(0.0, Some(Retry::LogProb)), (0.2, Some(Retry::CompressionRatio)), (0.4, None)], vec![(0.0, None)]]
+    );
     let t = out.unwrap();
     assert_eq!(left, 0);
     let temps: Vec<f32> = seen.iter().map(|s| s.temperature).collect();
@@ -158,11 +180,22 @@ fn temperature_fallback_on_low_logprob_and_on_repetition() {
     // 0.4 <= 0.5: the second window is still conditioned on the first.
     assert_eq!(seen[3].previous, vec![ts(0.0), 1, ts(2.0)]);
 
-    // All temperatures fail: the last decode is kept as it is.
+    // All temperatures fail alike: the last decode is kept, as OpenAI does.
     let bad = || res(vec![ts(0.0), 1, ts(2.0)], -3.0, 0.1);
     let (out, seen, _) = run_script(10.0, (0..6).map(|_| bad()).collect(), &Default::default());
     assert_eq!(seen.len(), 6);
     assert_eq!(out.unwrap().segments[0].temperature, 1.0);
+    // All fail: the most likely decode that is not repetitive wins, however hot.
+    let looped = |lp| res(std::iter::once(ts(0.0)).chain([7, 8].repeat(30)).chain([ts(20.0)]).collect(), lp, 0.1);
+    let unlikely = |lp| res(vec![ts(0.0), 1, ts(2.0)], lp, 0.1);
+    let script = vec![looped(-0.1), unlikely(-1.5), unlikely(-1.2), looped(-0.2), unlikely(-1.9), unlikely(-2.5)];
+    let (out, _, _) = run_script(10.0, script, &Default::default());
+    let s = &out.unwrap().segments[0];
+    assert_eq!((s.temperature, s.avg_logprob), (0.4, -1.2));
+    // All repetitive: the most likely of them.
+    let script = vec![looped(-0.5), looped(-0.1), looped(-0.3), looped(-0.9), looped(-0.4), looped(-0.2)];
+    let (out, _, _) = run_script(10.0, script, &Default::default());
+    assert_eq!(out.unwrap().segments[0].temperature, 0.2);
 }
 
 #[test]
@@ -228,6 +261,35 @@ fn empty_and_instantaneous_segments_are_cleared() {
     assert_eq!(to_srt(&t.segments).matches("-->").count(), 1);
 }
 
+/// A window of digital silence is skipped before decoding; the next one is decoded.
+#[test]
+fn digitally_silent_windows_are_not_decoded() {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let speech = res(vec![ts(0.0), 7, ts(2.0)], -0.2, 0.01);
+    let mut dec = Script { results: vec![speech].into(), seen: seen.clone() };
+    let mut audio = vec![0.0f32; 60 * SAMPLE_RATE as usize];
+    audio[30 * SAMPLE_RATE as usize..].iter_mut().enumerate().for_each(|(i, x)| *x = 0.1 * (i as f32 * 0.05).sin());
+    let mut reports = Vec::new();
+    let t = Transcriber::new(&mut dec, &Words, info())
+        .unwrap()
+        .transcribe_events(SliceSource::new(&audio), &Default::default(), &mut |e| {
+            if let Event::Window(w) = e {
+                reports.push((w.start, w.next, w.decision, w.attempts.len()));
+            }
+        })
+        .unwrap();
+    assert_eq!(seen.borrow().len(), 1, "only the second window is decoded");
+    assert_eq!(reports, vec![(0.0, 30.0, WindowDecision::Quiet, 0), (30.0, 60.0, WindowDecision::Speech, 1)]);
+    assert_eq!(times(&t), vec![(30.0, 32.0)]);
+    // Switched off, the silent window is decoded too.
+    let (_, seen, _) = run_script(
+        30.0,
+        vec![res(vec![], -0.2, 0.01)],
+        &TranscribeOptions { silence_peak: None, ..Default::default() },
+    );
+    assert_eq!(seen.len(), 1);
+}
+
 #[test]
 fn empty_audio_is_a_typed_error() {
     let (out, seen, _) = run_script(0.0, vec![], &Default::default());
@@ -286,7 +348,7 @@ fn an_hour_streams_window_by_window() {
     let mut count = 0;
     let t = Transcriber::new(&mut dec, &Words, info())
         .unwrap()
-        .transcribe_source(stream, &Default::default(), &mut |_| count += 1)
+        .transcribe_source(stream, &TranscribeOptions { silence_peak: None, ..Default::default() }, &mut |_| count += 1)
         .unwrap();
     assert_eq!((count, t.segments.len()), (windows as usize, windows as usize));
     assert!((t.duration - 3600.0).abs() < 0.05, "{}", t.duration);
@@ -324,24 +386,60 @@ fn timestamps_format_like_openai() {
 #[test]
 fn srt_vtt_text_and_json() {
     let segs = vec![seg(0.0, 5.12, " Hello there."), seg(5.12, 5.12, ""), seg(3661.0, 3662.5, " A --> B")];
+    let srt = to_srt(&segs);
+    let vtt = to_vtt(&segs);
+    assert_eq!(srt, "1\n00:00:00,000 --> 00:00:05,120\nHello there.\n\n2\n01:01:01,000 --> 01:01:02,500\nA -> B\n\n");
     assert_eq!(
-        to_srt(&segs),
-        "1\n00:00:00,000 --> 00:00:05,120\nHello there.\n\n2\n01:01:01,000 --> 01:01:02,500\nA -> B\n\n"
-    );
-    assert_eq!(
-        to_vtt(&segs),
+        vtt,
         "WEBVTT\n\n00:00:00.000 --> 00:00:05.120\nHello there.\n\n01:01:01.000 --> 01:01:02.500\nA -> B\n\n"
     );
+    let want = vec![
+        Cue { start_ms: 0, end_ms: 5120, text: "Hello there.".into() },
+        Cue { start_ms: 3_661_000, end_ms: 3_662_500, text: "A -> B".into() },
+    ];
+    assert_eq!(parse_srt(&srt).unwrap(), want);
+    assert_eq!(parse_vtt(&vtt).unwrap(), want);
     assert_eq!(to_text(&segs), "Hello there.\nA --> B\n");
     let t = Transcript { text: " Hello there. A --> B".into(), segments: segs, language: None, duration: 3663.0 };
-    let v: serde_json::Value = serde_json::from_str(&to_json(&t, Some("en"))).unwrap();
-    assert_eq!(v["text"], " Hello there. A --> B");
+    let json = to_json(&t, Some("en"));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["language"], "en");
-    assert_eq!(v["segments"].as_array().unwrap().len(), 3);
     assert_eq!(v["segments"][2]["id"], 2);
-    assert_eq!(v["segments"][2]["start"], 3661.0);
-    assert_eq!(v["segments"][0]["tokens"], serde_json::json!([1, 2]));
     assert_eq!(v["segments"][0]["avg_logprob"], -0.25);
+    // The segments, text and duration come back exactly (floats included).
+    let back: Vec<Segment> = serde_json::from_value(v["segments"].clone()).unwrap();
+    assert_eq!(back, t.segments);
+    assert_eq!((v["text"].as_str(), v["duration"].as_f64()), (Some(t.text.as_str()), Some(t.duration)));
+}
+
+/// Subtitle text keeps to one cue: blank lines inside a segment's text would end the cue.
+#[test]
+fn multi_line_segment_text_stays_one_cue() {
+    let segs = vec![seg(1.0, 2.0, " one\n\ntwo  "), seg(2.0, 3.0, " three")];
+    let cues = parse_srt(&to_srt(&segs)).unwrap();
+    assert_eq!(cues.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(), vec!["one\ntwo", "three"]);
+    assert_eq!(parse_vtt(&to_vtt(&segs)).unwrap(), cues);
+}
+
+#[test]
+fn the_strict_parsers_refuse_what_players_would_misread() {
+    assert!(parse_srt("1\n00:00:00,000 --> 00:00:01,000\nhi\n\n").is_ok());
+    for bad in [
+        "1\n00:00:00,000 --> 00:00:01,000\nhi\n",           // no blank line at the end
+        "2\n00:00:00,000 --> 00:00:01,000\nhi\n\n",         // numbered from 2
+        "1\n00:00:00.000 --> 00:00:01,000\nhi\n\n",         // VTT separator
+        "1\n00:00:02,000 --> 00:00:01,000\nhi\n\n",         // ends before it starts
+        "1\n00:60:00,000 --> 01:00:01,000\nhi\n\n",         // 60 minutes
+        "1\n00:00:00,00 --> 00:00:01,000\nhi\n\n",          // two-digit milliseconds
+        "1\n00:00:00,000 --> 00:00:01,000\n\n",             // no text
+        "1\n00:00:00,000 --> 00:00:01,000\na --> b\n\n",    // arrow in the text
+        "1\r\n00:00:00,000 --> 00:00:01,000\r\nhi\r\n\r\n", // CRLF
+    ] {
+        assert!(parse_srt(bad).is_err(), "accepted {bad:?}");
+    }
+    assert!(parse_vtt("WEBVTT\n\n00:01.000 --> 00:00:02.500\nhi\n\n").is_ok());
+    assert!(parse_vtt("WEBVTT\n00:01.000 --> 00:02.500\nhi\n\n").is_err());
+    assert!(parse_vtt("WEBVTT\n\n00:01,000 --> 00:02.500\nhi\n\n").is_err());
 }
 
 /// Decodes each request as a pure function of what it asks (its mel, conditioning and

@@ -3,16 +3,22 @@
 //! - [`wav`]: decoding through `hound` (8/16/24/32-bit integer PCM, 32-bit float, any channel
 //!   count), down-mixing and resampling, whole-file ([`load_wav`], [`decode_wav`]) or streamed
 //!   in bounded memory ([`WavStream`]).
+//! - [`stream`]: any readable file as a stream ([`AudioStream`]): WAV, and with the `formats`
+//!   feature FLAC, MP3 and Ogg Vorbis through symphonia (`compressed`).
 //! - [`mod@resample`]: a streaming windowed-sinc (Kaiser) resampler.
 //! - [`mel`]: the log-mel spectrogram of one 30 s window, exactly as Whisper computes it, for
 //!   any number of mel bands.
+#[cfg(feature = "formats")]
+mod compressed;
 mod fft;
 pub mod mel;
 pub mod resample;
+pub mod stream;
 pub mod wav;
 
 pub use mel::{log_mel_spectrogram, mel_filters, LogMel, MAX_MELS};
 pub use resample::{resample, Resampler};
+pub use stream::AudioStream;
 pub use wav::{
     decode_wav, decode_wav_with, load_wav, load_wav_with, read_wav, Audio, WavInfo, WavOptions, WavStream,
     DEFAULT_MAX_SECONDS,

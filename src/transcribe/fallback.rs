@@ -1,7 +1,8 @@
 //! Decoding one window with temperature fallback, as OpenAI's `decode_with_fallback`: decode
 //! at the first temperature; if the text is too repetitive (gzip-style compression ratio above
 //! a threshold) or too unlikely (average log-probability below one), try the next temperature,
-//! unless the window looks like silence (then the low score is expected).
+//! unless the window looks like silence (then the low score is expected). When every
+//! temperature fails, the most likely non-repetitive decode is kept (faster-whisper's choice).
 use super::window::{WindowDecoder, WindowRequest, WindowResult};
 use crate::Result;
 use std::cmp::Ordering;
@@ -74,12 +75,51 @@ impl FallbackRules {
 
     /// Whether a decode should be retried at the next temperature.
     pub fn needs_fallback(&self, r: &WindowResult, compression_ratio: f32) -> bool {
+        self.retry_reason(r, compression_ratio).is_some()
+    }
+
+    /// Why a decode should be retried at the next temperature, if it should: too repetitive
+    /// first (OpenAI tests the compression ratio first), else too unlikely; never when the
+    /// window looks silent.
+    pub fn retry_reason(&self, r: &WindowResult, compression_ratio: f32) -> Option<Retry> {
         let repetitive = self.compression_ratio_threshold.is_some_and(|t| compression_ratio > t);
         let unlikely = self.logprob_threshold.is_some_and(|t| r.avg_logprob < t);
         let silent = self.no_speech_threshold.is_some_and(|t| r.no_speech_prob > t)
             && self.logprob_threshold.is_some_and(|t| r.avg_logprob < t);
-        (repetitive || unlikely) && !silent
+        if silent {
+            None
+        } else if repetitive {
+            Some(Retry::CompressionRatio)
+        } else if unlikely {
+            Some(Retry::LogProb)
+        } else {
+            None
+        }
     }
+}
+
+/// Why a temperature's decode was not kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retry {
+    /// The text compressed better than `compression_ratio_threshold` (repetition).
+    CompressionRatio,
+    /// The average log-probability was below `logprob_threshold`.
+    LogProb,
+}
+
+/// One temperature's decode of a window, as the fallback judged it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Attempt {
+    pub temperature: f32,
+    pub avg_logprob: f32,
+    pub compression_ratio: f32,
+    pub no_speech_prob: f32,
+    /// Why the next temperature was tried; `None` for a decode that passed.
+    pub retry: Option<Retry>,
+    /// This decode is the window's result: the one that passed, or, when every temperature
+    /// failed, the most likely non-repetitive one.
+    pub kept: bool,
 }
 
 /// The decode kept for a window.
@@ -89,10 +129,12 @@ pub struct Decoded {
     pub temperature: f32,
     pub text: String,
     pub compression_ratio: f32,
+    /// Every temperature tried, in order (`kept` marks the result).
+    pub attempts: Vec<Attempt>,
 }
 
-/// Decodes `request` at each temperature of `rules` until one passes (the last one is kept
-/// whatever it scores). `seed(t, k)` gives the seed of sample `k` at temperature index `t`;
+/// Decodes `request` at each temperature of `rules` until one passes (when none does, the most
+/// likely non-repetitive decode is kept). `seed(t, k)` gives the seed of sample `k` at temperature index `t`;
 /// `eot` separates text tokens from special ones.
 pub fn decode_with_fallback(
     decoder: &mut dyn WindowDecoder,
@@ -118,6 +160,9 @@ pub fn decode_with_fallback(
 pub struct Fallback {
     /// Index of the temperature being tried.
     ti: usize,
+    /// The decodes that failed so far, and every attempt's verdict.
+    failed: Vec<Decoded>,
+    attempts: Vec<Attempt>,
 }
 
 impl Fallback {
@@ -160,12 +205,43 @@ impl Fallback {
         let text_tokens: Vec<u32> = best.tokens.iter().copied().filter(|&x| x < eot).collect();
         let s = text.detokenize(&text_tokens)?;
         let ratio = compression_ratio(&s);
-        let retry = rules.needs_fallback(&best, ratio);
-        let kept = Decoded { result: best, temperature: t, text: s, compression_ratio: ratio };
-        if retry && self.ti + 1 < temperatures.len() {
+        let retry = rules.retry_reason(&best, ratio);
+        self.attempts.push(Attempt {
+            temperature: t,
+            avg_logprob: best.avg_logprob,
+            compression_ratio: ratio,
+            no_speech_prob: best.no_speech_prob,
+            retry,
+            kept: retry.is_none(),
+        });
+        let d = Decoded { result: best, temperature: t, text: s, compression_ratio: ratio, attempts: Vec::new() };
+        if retry.is_none() {
+            return Ok(Some(Decoded { attempts: std::mem::take(&mut self.attempts), ..d }));
+        }
+        self.failed.push(d);
+        if self.ti + 1 < temperatures.len() {
             self.ti += 1;
             return Ok(None);
         }
+        // Every temperature failed: keep the most likely decode among those that are not
+        // repetitive (else among all), as faster-whisper does. OpenAI keeps the last, a sample at
+        // the highest temperature, which on repetitive speech is often nonsense.
+        let repetitive = |d: &Decoded| rules.compression_ratio_threshold.is_some_and(|t| d.compression_ratio > t);
+        let any_fluent = self.failed.iter().any(|d| !repetitive(d));
+        let best = self
+            .failed
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !any_fluent || !repetitive(d))
+            // Ties go to the later (hotter) decode, the one OpenAI's rule keeps.
+            .max_by(|(_, a), (_, b)| a.result.avg_logprob.total_cmp(&b.result.avg_logprob))
+            .map_or(self.failed.len() - 1, |(i, _)| i);
+        let mut kept = self.failed.swap_remove(best);
+        if let Some(a) = self.attempts.iter_mut().find(|a| a.temperature == kept.temperature) {
+            a.kept = true;
+        }
+        kept.attempts = std::mem::take(&mut self.attempts);
+        self.failed.clear();
         Ok(Some(kept))
     }
 }

@@ -4,7 +4,8 @@
 //! 1. take 30 s of 16 kHz audio from the current position (`seek`, in mel frames), compute its
 //!    log-mel (zero-padded to 30 s when the audio ends sooner);
 //! 2. decode it, conditioned on the text so far, with temperature fallback ([`super::fallback`]);
-//! 3. skip the window as silence when no-speech is likely and the text unlikely;
+//! 3. skip the window as silence when no-speech is likely and the text unlikely (and, before
+//!    decoding, when the audio is digitally silent: all samples below -60 dBFS);
 //! 4. cut the tokens into segments at timestamp pairs and move `seek` to the last complete
 //!    timestamp, or past the whole window ([`super::segments`]);
 //! 5. stop conditioning on earlier text after a decode at a temperature above 0.5.
@@ -12,18 +13,19 @@
 //! Audio comes from a [`SampleSource`] read forward window by window ([`super::source`]):
 //! streaming a `WavStream` keeps memory bounded however long the file is. Several sources are
 //! transcribed in lockstep ([`Transcriber::transcribe_sources`]): their current windows go to
-//! the decoder as one batch.
-use super::fallback::{Decoded, Detokenize, Fallback, FallbackRules};
+//! the decoder as one batch. Each segment and each window's outcome (what was tried, what
+//! decided) is reported as an [`Event`] while the transcription runs.
+use super::fallback::{Attempt, Decoded, Detokenize, Fallback, FallbackRules};
 use super::segments::{cut, Timing};
 use super::source::{SampleSource, SliceSource, Windows};
 use super::window::{Task, WindowDecoder, WindowRequest};
 use crate::audio::{LogMel, HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
 use crate::config::{GenerationConfig, ModelDims};
 use crate::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One stretch of the transcript.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     /// Seconds from the start of the audio.
     pub start: f64,
@@ -50,6 +52,46 @@ pub struct Transcript {
     pub duration: f64,
 }
 
+/// What decided a window's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowDecision {
+    /// The kept decode gave text: its segments were reported.
+    Speech,
+    /// Skipped by the no-speech rule: the no-speech probability is above
+    /// `no_speech_threshold` and the average log-probability not above `logprob_threshold`.
+    NoSpeech,
+    /// The kept decode held no text (only timestamps, or end-of-text at once).
+    NoText,
+    /// Not decoded: every sample is below `TranscribeOptions::silence_peak`.
+    Quiet,
+}
+
+/// One window of the transcription, as it was decided.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WindowReport {
+    /// Seconds from the start of the audio where the window begins.
+    pub start: f64,
+    /// Seconds of audio the window held (30 s but at the end).
+    pub length: f64,
+    /// Where the next window begins (the last complete timestamp, or the window's end).
+    pub next: f64,
+    /// Every temperature tried, in order, the result marked `kept` (none for a quiet window).
+    pub attempts: Vec<Attempt>,
+    pub decision: WindowDecision,
+    /// Seconds of audio in all, when known (from the source's header while it is read).
+    pub total: Option<f64>,
+}
+
+/// What a transcription reports while it runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A segment, as soon as its window is decoded.
+    Segment(&'a Segment),
+    /// A window is done (after its segments): for progress, and to see which rule decided.
+    Window(&'a WindowReport),
+}
+
 /// How to transcribe (OpenAI's `transcribe()` defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TranscribeOptions {
@@ -70,6 +112,10 @@ pub struct TranscribeOptions {
     pub sample_len: Option<usize>,
     /// Seed of the sampling noise at temperatures above 0.
     pub seed: u64,
+    /// A window whose every sample stays below this in magnitude is skipped without decoding
+    /// (default 1e-3, -60 dBFS: digital silence, on which Whisper writes " you" with a
+    /// log-probability OpenAI's no-speech rule accepts). `None`: decode every window.
+    pub silence_peak: Option<f32>,
 }
 
 impl Default for TranscribeOptions {
@@ -84,6 +130,7 @@ impl Default for TranscribeOptions {
             max_initial_timestamp: Some(1.0),
             sample_len: None,
             seed: 0,
+            silence_peak: Some(1e-3),
         }
     }
 }
@@ -158,6 +205,8 @@ struct Job<S> {
     prompt_reset_since: usize,
     segments: Vec<Segment>,
     fallback: Fallback,
+    /// Seconds of audio in all, when known.
+    total: Option<f64>,
 }
 
 impl<'a> Transcriber<'a> {
@@ -178,7 +227,22 @@ impl<'a> Transcriber<'a> {
         options: &TranscribeOptions,
         on_segment: &mut dyn FnMut(&Segment),
     ) -> Result<Transcript> {
-        let mut all = self.transcribe_sources(vec![source], options, 1, &mut |_, s| on_segment(s))?;
+        self.transcribe_events(source, options, &mut |e| {
+            if let Event::Segment(s) = e {
+                on_segment(s)
+            }
+        })
+    }
+
+    /// Transcribes a stream, window by window; `on_event` sees each segment as it is made and
+    /// each window when it is done.
+    pub fn transcribe_events<S: SampleSource>(
+        &mut self,
+        source: S,
+        options: &TranscribeOptions,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Transcript> {
+        let mut all = self.transcribe_sources_events(vec![source], options, 1, &mut |_, e| on_event(e))?;
         Ok(all.remove(0))
     }
 
@@ -194,6 +258,21 @@ impl<'a> Transcriber<'a> {
         options: &TranscribeOptions,
         batch_size: usize,
         on_segment: &mut dyn FnMut(usize, &Segment),
+    ) -> Result<Vec<Transcript>> {
+        self.transcribe_sources_events(sources, options, batch_size, &mut |i, e| {
+            if let Event::Segment(s) = e {
+                on_segment(i, s)
+            }
+        })
+    }
+
+    /// [`Transcriber::transcribe_sources`] reporting every [`Event`] of source `i` as `(i, event)`.
+    pub fn transcribe_sources_events<S: SampleSource>(
+        &mut self,
+        sources: Vec<S>,
+        options: &TranscribeOptions,
+        batch_size: usize,
+        on_event: &mut dyn FnMut(usize, Event<'_>),
     ) -> Result<Vec<Transcript>> {
         if batch_size == 0 {
             return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
@@ -225,8 +304,9 @@ impl<'a> Transcriber<'a> {
                     prompt_reset_since: 0,
                     segments: Vec::new(),
                     fallback: Fallback::default(),
+                    total: None,
                 };
-                if self.load_window(&mut job)? {
+                if self.load_window(&mut job, options, &mut |e| on_event(i, e))? {
                     active.push((i, job));
                 } else {
                     out[i] = Some(self.finish(job, options)?);
@@ -264,8 +344,8 @@ impl<'a> Transcriber<'a> {
                     still.push((i, job));
                     continue;
                 };
-                self.commit(&mut job, d, &settings, options, &mut |s| on_segment(i, s))?;
-                if self.load_window(&mut job)? {
+                self.commit(&mut job, d, &settings, options, &mut |e| on_event(i, e))?;
+                if self.load_window(&mut job, options, &mut |e| on_event(i, e))? {
                     still.push((i, job));
                 } else {
                     out[i] = Some(self.finish(job, options)?);
@@ -276,24 +356,49 @@ impl<'a> Transcriber<'a> {
         Ok(out.into_iter().flatten().collect())
     }
 
-    /// Reads the window at the job's position and computes its log-mel; false at the end of
-    /// the audio.
-    fn load_window<S: SampleSource>(&mut self, job: &mut Job<S>) -> Result<bool> {
-        let samples = job.windows.window((job.seek * HOP_LENGTH) as u64)?;
-        if job.seek == 0 && samples.is_empty() {
-            return Err(Error::InvalidAudio("the audio is empty (no samples to transcribe)".into()));
+    /// Reads the window at the job's position and computes its log-mel, skipping (and
+    /// reporting) digitally silent windows; false at the end of the audio.
+    fn load_window<S: SampleSource>(
+        &mut self,
+        job: &mut Job<S>,
+        options: &TranscribeOptions,
+        on_event: &mut dyn FnMut(Event<'_>),
+    ) -> Result<bool> {
+        let timing = self.info.timing;
+        loop {
+            // Known from the header before the end, exact after it.
+            job.total = job.windows.len_hint().map(|n| n as f64 / SAMPLE_RATE as f64);
+            let samples = job.windows.window((job.seek * HOP_LENGTH) as u64)?;
+            if job.seek == 0 && samples.is_empty() {
+                return Err(Error::InvalidAudio("the audio is empty (no samples to transcribe)".into()));
+            }
+            // Full windows while the source goes on; what is left of the audio at its end.
+            job.segment_frames = (samples.len() / HOP_LENGTH).min(N_FRAMES);
+            if job.segment_frames == 0 {
+                return Ok(false);
+            }
+            let window = &samples[..job.segment_frames * HOP_LENGTH];
+            if options.silence_peak.is_some_and(|peak| window.iter().all(|x| x.abs() < peak)) {
+                let start = job.seek as f64 * timing.frame_seconds;
+                job.seek += job.segment_frames;
+                job.window_index += 1;
+                on_event(Event::Window(&WindowReport {
+                    start,
+                    length: job.segment_frames as f64 * timing.frame_seconds,
+                    next: job.seek as f64 * timing.frame_seconds,
+                    attempts: Vec::new(),
+                    decision: WindowDecision::Quiet,
+                    total: job.total,
+                }));
+                continue;
+            }
+            self.mel.compute_into(window, &mut job.mel)?;
+            if job.language.is_none() && self.info.multilingual {
+                job.language = self.decoder.detect_language(&job.mel)?.first().map(|&(id, _)| id);
+            }
+            job.fallback = Fallback::default();
+            return Ok(true);
         }
-        // Full windows while the source goes on; what is left of the audio at its end.
-        job.segment_frames = (samples.len() / HOP_LENGTH).min(N_FRAMES);
-        if job.segment_frames == 0 {
-            return Ok(false);
-        }
-        self.mel.compute_into(&samples[..job.segment_frames * HOP_LENGTH], &mut job.mel)?;
-        if job.language.is_none() && self.info.multilingual {
-            job.language = self.decoder.detect_language(&job.mel)?.first().map(|&(id, _)| id);
-        }
-        job.fallback = Fallback::default();
-        Ok(true)
     }
 
     /// The decode of the job's current window (temperature and seed set by the fallback).
@@ -315,19 +420,30 @@ impl<'a> Transcriber<'a> {
     fn commit<S>(
         &mut self,
         job: &mut Job<S>,
-        d: Decoded,
+        mut d: Decoded,
         s: &Settings,
         options: &TranscribeOptions,
-        on_segment: &mut dyn FnMut(&Segment),
+        on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<()> {
         let timing = self.info.timing;
         let segment_frames = job.segment_frames;
         job.window_index += 1;
+        let time_offset = job.seek as f64 * timing.frame_seconds;
+        let mut report = WindowReport {
+            start: time_offset,
+            length: segment_frames as f64 * timing.frame_seconds,
+            next: 0.0,
+            attempts: std::mem::take(&mut d.attempts),
+            decision: WindowDecision::NoText,
+            total: job.total,
+        };
         if options.fallback.is_silence(&d.result) {
             job.seek += segment_frames;
+            report.next = job.seek as f64 * timing.frame_seconds;
+            report.decision = WindowDecision::NoSpeech;
+            on_event(Event::Window(&report));
             return Ok(());
         }
-        let time_offset = job.seek as f64 * timing.frame_seconds;
         let c = cut(&d.result.tokens, s.ts_begin, segment_frames, timing);
         for piece in c.pieces {
             let text_tokens: Vec<u32> = piece.tokens.iter().copied().filter(|&t| t < self.info.eot).collect();
@@ -347,7 +463,10 @@ impl<'a> Transcriber<'a> {
                 seg.tokens.clear();
             }
             job.all_tokens.extend_from_slice(&seg.tokens);
-            on_segment(&seg);
+            if !seg.text.is_empty() {
+                report.decision = WindowDecision::Speech;
+            }
+            on_event(Event::Segment(&seg));
             job.segments.push(seg);
         }
         if !options.condition_on_previous_text || d.temperature > 0.5 {
@@ -355,6 +474,8 @@ impl<'a> Transcriber<'a> {
         }
         // A window must make progress (OpenAI would loop forever on `<|0.00|> ... <|0.00|><|0.00|>`).
         job.seek += if c.advance == 0 { segment_frames } else { c.advance };
+        report.next = job.seek as f64 * timing.frame_seconds;
+        on_event(Event::Window(&report));
         Ok(())
     }
 

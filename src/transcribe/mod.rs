@@ -9,7 +9,9 @@ pub mod segments;
 pub mod source;
 pub mod window;
 
-pub use fallback::{compression_ratio, Detokenize, FallbackRules};
-pub use longform::{ModelInfo, Segment, TranscribeOptions, Transcriber, Transcript};
+pub use fallback::{compression_ratio, Attempt, Detokenize, FallbackRules, Retry};
+pub use longform::{
+    Event, ModelInfo, Segment, TranscribeOptions, Transcriber, Transcript, WindowDecision, WindowReport,
+};
 pub use source::{SampleSource, SliceSource, Windows};
 pub use window::{Task, WindowDecoder, WindowRequest, WindowResult};

@@ -29,9 +29,12 @@ fn spoken(segments: &[Segment]) -> impl Iterator<Item = &Segment> {
     segments.iter().filter(|s| !s.text.trim().is_empty())
 }
 
-/// Subtitle text: trimmed, and without the cue arrow, which would end the cue's timing line.
+/// Subtitle text: trimmed, without the cue arrow (it would read as a timing line) and without
+/// blank or padded lines (a blank line ends the cue).
 fn cue_text(seg: &Segment) -> String {
-    seg.text.trim().replace("-->", "->")
+    let text = seg.text.replace("-->", "->").replace('\r', "");
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines.join("\n")
 }
 
 /// One line per segment, trimmed.

@@ -1,7 +1,7 @@
 //! Audio for long-form transcription: 30 s windows read forward from a stream of 16 kHz mono
 //! samples. Only the current window (plus one chunk of the source) is held in memory, so an
 //! hours-long file costs the same as a short one.
-use crate::audio::{WavStream, N_SAMPLES, SAMPLE_RATE};
+use crate::audio::{AudioStream, WavStream, N_SAMPLES, SAMPLE_RATE};
 use crate::{Error, Result};
 use std::io::Read;
 
@@ -24,6 +24,16 @@ impl<R: Read> SampleSource for WavStream<R> {
     fn len_hint(&self) -> Option<u64> {
         let info = self.info();
         Some((info.frames as u128 * SAMPLE_RATE as u128 / info.sample_rate as u128) as u64)
+    }
+}
+
+impl SampleSource for AudioStream {
+    fn read_chunk(&mut self, out: &mut Vec<f32>) -> Result<usize> {
+        AudioStream::read_chunk(self, out)
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        AudioStream::len_hint(self)
     }
 }
 
