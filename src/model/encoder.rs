@@ -2,10 +2,11 @@
 //! overlapping rows, GELU, + positional embedding), pre-norm transformer blocks whose attention
 //! is scores GEMM -> softmax -> values GEMM per group of heads, and the final layer norm.
 //!
-//! Layouts (f32): mel input `[batch][2T + 2][n_mels]` and conv1 output `[batch][2T + 2][D]`,
-//! each with a zero row at both ends (the convolutions' padding); the residual stream and
-//! the output `[batch][T][D]`; keys transposed `[batch][D][T_pad]` so the scores GEMM reads
-//! them like a weight.
+//! Layouts (f32): mel input `[batch][2T + 2][n_mels]` and conv1 output `[items][2T + 2][D]`,
+//! each with a zero row at both ends (the convolutions' padding); the residual stream
+//! `[items][T][D]` and the output `[batch][T][D]`; keys transposed `[items][D][T_pad]` so the
+//! scores GEMM reads them like a weight. The batch is encoded in groups of `items` windows, as
+//! many as keep every activation buffer within one binding, reusing the same activations.
 use super::ops::{rows_out, Builder, Epilogue, LN_EPS};
 use super::upload::DeviceWeights;
 use crate::backend::{Backend, PlanId};
