@@ -46,7 +46,7 @@ for t in "${targets[@]}"; do
     rc=$?
     set -e
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
-    crashes=$(ls artifacts/"$t" 2>/dev/null | wc -l)
+    crashes=$({ find artifacts/"$t" -type f 2>/dev/null || true; } | wc -l)
     printf 'fuzz %-12s %5ss  %10s execs  exit %d  artifacts %d\n' "$t" "$(( $(date +%s) - start ))" "$execs" "$rc" "$crashes"
     [ $rc -eq 0 ] || tail -n 40 "$log"
     rm -f "$log"
