@@ -117,6 +117,13 @@ impl ModelDims {
                 return Err(format!("`{name}` = {v} is implausibly large"));
             }
         }
+        // Context lengths size per-session buffers and computed position tables before any
+        // tensor backs them: far beyond Whisper's 1500 / 448 (and the seed's 4096), but bounded.
+        for (name, v) in [("n_audio_ctx", self.n_audio_ctx), ("n_text_ctx", self.n_text_ctx)] {
+            if v > 1 << 16 {
+                return Err(format!("`{name}` = {v} is implausibly large (at most 65536)"));
+            }
+        }
         for (state, heads, what) in
             [(self.n_audio_state, self.n_audio_head, "audio"), (self.n_text_state, self.n_text_head, "text")]
         {

@@ -19,6 +19,8 @@ pub struct LoadOptions {
     pub dtype: WeightDtype,
 }
 
+/// A loaded model is shared between threads: `&LoadedModel` transcribes from any of them, each
+/// call with its own session.
 pub struct LoadedModel {
     pub model: Model,
     /// `None` for models without `tokenizer.json` (the seed-style music models).
@@ -158,3 +160,10 @@ impl LoadedModel {
         Some(t.trim_start_matches("<|").trim_end_matches("|>").to_string())
     }
 }
+
+// One model, many threads: checked at compile time.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<Model>();
+    shared::<LoadedModel>();
+};

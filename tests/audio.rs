@@ -93,16 +93,20 @@ fn log_mel_matches_reference_jfk() {
 }
 
 #[test]
-fn log_mel_pads_and_trims_to_thirty_seconds() {
+fn log_mel_pads_to_thirty_seconds_and_refuses_more() {
     let tone: Vec<f32> = (0..20_000).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
     let mel = LogMel::new(80).unwrap();
     let short = mel.compute(&tone).unwrap();
     let mut padded = tone.clone();
     padded.resize(N_SAMPLES, 0.0);
     assert_eq!(short, mel.compute(&padded).unwrap());
+    // One sample over a window is an error (an hour of audio is not silently cut to 30 s).
     let mut long = padded.clone();
-    long.extend((0..5000).map(|i| i as f32 * 1e-4));
-    assert_eq!(short, mel.compute(&long).unwrap());
+    long.push(0.0);
+    match mel.compute(&long) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("480001") && m.contains("Transcriber"), "{m}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
 }
 
 #[test]

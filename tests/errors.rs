@@ -77,3 +77,82 @@ fn bad_session_arguments_are_rejected() {
     );
     invalid(s.set_rules(&[99_999], &[]), "a suppressed token outside the vocabulary");
 }
+
+/// The small random checkpoint of the device-failure tests (HF layout, 1000-token vocabulary).
+fn small_checkpoint(case: &str) -> (common::hf_model::HfModel, Checkpoint) {
+    let dims = common::hf_model::HfDims {
+        d_model: 64,
+        heads: 4,
+        encoder_layers: 1,
+        decoder_layers: 1,
+        ffn: 128,
+        n_mels: 16,
+        n_audio_ctx: 40,
+        n_text_ctx: 32,
+        vocab: 1000,
+    };
+    let dir = common::hf_model::HfModel::write(case, dims, safetensors::tensor::Dtype::F32, 1);
+    let ck = Checkpoint::load(dir.path()).unwrap();
+    (dir, ck)
+}
+
+/// A buffer the device cannot hold is an error from the error scope, not a panic; so is one
+/// larger than a binding, before the device is asked.
+#[test]
+fn device_out_of_memory_is_a_typed_error() {
+    let Some(mut g) = gpu() else { return };
+    let limits = g.device().limits.clone();
+    eprintln!(
+        "max_buffer_size {} max_storage_buffer_binding_size {}",
+        limits.max_buffer_size, limits.max_storage_buffer_binding_size
+    );
+    match g.create_buffer("too large", whisper_wgpu::graph::Elem::F32, (g.max_binding_bytes() / 4 + 1) as usize) {
+        Err(Error::Limit(msg)) => assert!(msg.contains("too large"), "{msg}"),
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+    let dev = g.device();
+    // Larger than the device's largest buffer: wgpu's validation, caught by the scope.
+    let r = dev.scoped("an oversized buffer", || {
+        dev.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("oversized"),
+            size: limits.max_buffer_size.saturating_add(4).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    });
+    match r {
+        Err(Error::Gpu(msg) | Error::OutOfMemory(msg)) => assert!(msg.contains("an oversized buffer"), "{msg}"),
+        Err(e) => panic!("expected a GPU or out-of-memory error, got {e}"),
+        Ok(_) => panic!("a buffer beyond max_buffer_size was created"),
+    }
+    // The device still works.
+    let b = g.create_buffer("after", whisper_wgpu::graph::Elem::F32, 4).unwrap();
+    g.write(b, 0, bytemuck::cast_slice(&[1f32, 2.0, 3.0, 4.0])).unwrap();
+    assert_eq!(g.read_f32(b, 0, 4).unwrap(), [1.0, 2.0, 3.0, 4.0]);
+}
+
+/// Destroying the device mid-decode makes the next call fail with `DeviceLost`; the session and
+/// model then drop cleanly, and a new device works.
+#[test]
+fn device_loss_mid_decode_is_an_error() {
+    let (_dir, ck) = small_checkpoint("device-loss");
+    let Some(g) = gpu() else { return };
+    let device = g.device().device.clone();
+    let backend: Box<dyn Backend + Send> = Box::new(g);
+    let model = Model::new(backend, ck.dims.clone(), ck.generation.clone(), &ck.weights, WeightDtype::Auto).unwrap();
+    let mut s = Session::new(&model, SessionOptions::default()).unwrap();
+    let mel = Rng::new(2).vec(16 * 80, 1.0);
+    s.encode(&[&mel]).unwrap();
+    s.start(&[RowPrompt { tokens: vec![998], max_new_tokens: Some(20), ..Default::default() }]).unwrap();
+    s.step(2).unwrap();
+    device.destroy();
+    let err = (0..4).find_map(|_| s.step(2).err()).expect("decoding went on after the device was destroyed");
+    assert!(matches!(err, Error::DeviceLost(_)), "expected DeviceLost, got {err:?}");
+    assert!(matches!(s.results(), Err(Error::DeviceLost(_))));
+    drop(s);
+    drop(model);
+    let Some(mut g) = gpu() else { return };
+    let b = g.create_buffer("after", whisper_wgpu::graph::Elem::U32, 4).unwrap();
+    g.write(b, 0, bytemuck::cast_slice(&[7u32; 4])).unwrap();
+    assert_eq!(g.read_u32(b, 0, 4).unwrap(), [7; 4]);
+}

@@ -164,12 +164,14 @@ fn an_unsupported_dtype_is_named() {
 #[test]
 fn non_finite_weights_are_named() {
     let bad = "encoder.ln_post.bias";
-    let mut tensors = good_tensors();
-    let t = tensors.iter_mut().find(|t| t.name == bad).expect("amt-random has ln_post");
-    t.bytes[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
-    match load_err("nan", CONFIG, &serialize(&tensors)) {
-        Error::Tensor { name, msg } => assert!(name == bad && msg.contains("NaN"), "{name}: {msg}"),
-        other => panic!("expected a tensor error, got {other}"),
+    for (case, value) in [("nan", f32::NAN), ("inf", f32::INFINITY), ("-inf", f32::NEG_INFINITY)] {
+        let mut tensors = good_tensors();
+        let t = tensors.iter_mut().find(|t| t.name == bad).expect("amt-random has ln_post");
+        t.bytes[4..8].copy_from_slice(&value.to_le_bytes());
+        match load_err(case, CONFIG, &serialize(&tensors)) {
+            Error::Tensor { name, msg } => assert!(name == bad && msg.contains("NaN or infinite"), "{name}: {msg}"),
+            other => panic!("{case}: expected a tensor error, got {other}"),
+        }
     }
 }
 
@@ -181,7 +183,24 @@ fn truncated_or_garbage_safetensors_are_file_errors() {
     huge_header[..8].copy_from_slice(&u64::MAX.to_le_bytes());
     let mut rng = Rng::new(7);
     let garbage: Vec<u8> = (0..4096).map(|_| rng.below(256) as u8).collect();
+    // Headers that lie about the data: a tensor of 4 GB in a 16-byte data section, a shape whose
+    // size disagrees with its offsets, a shape whose element count overflows.
+    let lying = |json: &str| -> Vec<u8> {
+        let mut b = (json.len() as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(json.as_bytes());
+        b.extend_from_slice(&[0u8; 16]);
+        b
+    };
+    let name = "model.decoder.embed_tokens.weight";
+    let beyond =
+        lying(&format!(r#"{{"{name}":{{"dtype":"F32","shape":[1000000,1000],"data_offsets":[0,4000000000]}}}}"#));
+    let disagree = lying(&format!(r#"{{"{name}":{{"dtype":"F32","shape":[4,4],"data_offsets":[0,16]}}}}"#));
+    let overflow =
+        lying(&format!(r#"{{"{name}":{{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,16]}}}}"#));
     let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("beyond-the-file", beyond),
+        ("shape-disagrees", disagree),
+        ("shape-overflows", overflow),
         ("empty", vec![]),
         ("short", good[..5].to_vec()),
         ("cut-in-header", good[..8 + header_len / 2].to_vec()),

@@ -1,7 +1,7 @@
 //! Whisper's log-mel spectrogram, step for step as OpenAI's `log_mel_spectrogram` and Hugging
 //! Face's `WhisperFeatureExtractor` compute it for one 30 s window:
 //!
-//! 1. pad with zeros (or trim) to 480 000 samples;
+//! 1. pad with zeros to 480 000 samples (more is an error: one window at a time);
 //! 2. STFT: n_fft 400, hop 160, periodic Hann window, reflect padding of 200 on both sides
 //!    (torch.stft center=True, pad_mode="reflect") -> 3001 frames of 201 bins;
 //! 3. power |X|^2, dropping the last frame (`stft[..., :-1]`) -> 3000 frames;
@@ -115,8 +115,8 @@ impl LogMel {
         self.n_mels
     }
 
-    /// Log-mel of one 30 s window: `samples` (16 kHz mono) are zero-padded or trimmed to
-    /// 480 000, and the result is `[n_mels][3000]` row-major. The max normalisation is over this
+    /// Log-mel of one 30 s window: `samples` (16 kHz mono, at most 480 000 of them) are
+    /// zero-padded to 480 000, and the result is `[n_mels][3000]` row-major. The max normalisation is over this
     /// window only, as in HF's per-chunk feature extraction.
     pub fn compute(&self, samples: &[f32]) -> Result<Vec<f32>> {
         let mut out = vec![0.0; self.n_mels * N_FRAMES];
@@ -133,10 +133,19 @@ impl LogMel {
                 self.n_mels
             )));
         }
+        // Longer audio is an error, not trimmed: dropping all but the first 30 s silently would
+        // lose what a caller meant to transcribe (the long-form `Transcriber` streams windows).
+        if samples.len() > N_SAMPLES {
+            return Err(Error::InvalidArgument(format!(
+                "{} samples are longer than one 30 s window ({N_SAMPLES}); transcribe longer audio \
+                 with transcribe::Transcriber, which streams it window by window",
+                samples.len()
+            )));
+        }
         if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
             return Err(Error::InvalidAudio(format!("sample {i} is {} (audio must be finite)", samples[i])));
         }
-        let signal = &samples[..samples.len().min(N_SAMPLES)];
+        let signal = samples;
         let padded = reflect_pad(signal);
 
         let mut frame = vec![0.0f64; N_FFT];

@@ -416,6 +416,7 @@ impl Backend for CpuBackend {
         let words = Elem::bytes(len, elem) / 4;
         self.buffers.push(Buffer { elem, words: vec![0; words] });
         self.counters.buffers += 1;
+        self.counters.live_bytes += 4 * words as u64;
         Ok(BufId(self.buffers.len() as u32 - 1))
     }
     fn write(&mut self, buf: BufId, offset_bytes: usize, data: &[u8]) -> Result<()> {
@@ -459,6 +460,7 @@ impl Backend for CpuBackend {
     }
     fn free_buffer(&mut self, buf: BufId) {
         if let Some(b) = self.buffers.get_mut(buf.0 as usize) {
+            self.counters.live_bytes -= 4 * b.words.len() as u64;
             b.words = Vec::new();
         }
     }

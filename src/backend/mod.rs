@@ -26,6 +26,9 @@ pub struct Counters {
     pub plans: u64,
     /// Keyed lookups (pipeline-cache probes); only compiling a plan makes them.
     pub lookups: u64,
+    /// Bytes of the buffers alive now (readback buffers included): the device memory a model
+    /// and its sessions hold.
+    pub live_bytes: u64,
 }
 
 pub trait Backend {

@@ -2,11 +2,12 @@
 //! overlapping rows, GELU, + positional embedding), pre-norm transformer blocks whose attention
 //! is scores GEMM -> softmax -> values GEMM per group of heads, and the final layer norm.
 //!
-//! Layouts (f32): mel input `[batch][2T + 2][n_mels]` and conv1 output `[batch][2T + 2][D]`,
-//! each with a zero row at both ends (the convolutions' padding); the residual stream and
-//! the output `[batch][T][D]`; keys transposed `[batch][D][T_pad]` so the scores GEMM reads
-//! them like a weight.
-use super::ops::{rows_out, Builder, Epilogue};
+//! Layouts (f32): mel input `[batch][2T + 2][n_mels]` and conv1 output `[items][2T + 2][D]`,
+//! each with a zero row at both ends (the convolutions' padding); the residual stream
+//! `[items][T][D]` and the output `[batch][T][D]`; keys transposed `[items][D][T_pad]` so the
+//! scores GEMM reads them like a weight. The batch is encoded in groups of `items` windows, as
+//! many as keep every activation buffer within one binding, reusing the same activations.
+use super::ops::{rows_out, Builder, Epilogue, LN_EPS};
 use super::upload::DeviceWeights;
 use crate::backend::{Backend, PlanId};
 use crate::config::ModelDims;
@@ -50,6 +51,16 @@ impl EncoderPlan {
         }
         let frames = 2 * t;
         let t_pad = t.next_multiple_of(16);
+        let max_binding = backend.max_binding_bytes() as usize;
+        // Items of the batch encoded together: as many as keep every activation buffer within
+        // one binding (a large-v3 window's MLP activations alone are 31 MB; lavapipe binds 128 MiB).
+        let per_item = [(frames + 2) * d, t * f, t * d, d * t_pad].into_iter().max().unwrap_or(0) * 4;
+        if per_item > max_binding {
+            return Err(Error::Limit(format!(
+                "one window's encoder activations need {per_item} bytes in one binding; the device binds at most {max_binding}"
+            )));
+        }
+        let items = (max_binding / per_item.max(1)).clamp(1, batch.max(1));
         let mut bufs = Vec::new();
         let mut alloc = |b: &mut dyn Backend, label: &str, len: usize| -> Result<BufId> {
             let id = b.create_buffer(label, Elem::F32, len)?;
@@ -57,183 +68,116 @@ impl EncoderPlan {
             Ok(id)
         };
         let mel = alloc(backend, "encoder.mel", batch * (frames + 2) * nm)?;
-        let conv1_out = alloc(backend, "encoder.conv1_out", batch * (frames + 2) * d)?;
-        let x = alloc(backend, "encoder.x", batch * t * d)?;
-        let hbuf = alloc(backend, "encoder.h", batch * t * d)?;
-        let q = alloc(backend, "encoder.q", batch * t * d)?;
-        let kt = alloc(backend, "encoder.k_t", batch * d * t_pad)?;
-        let v = alloc(backend, "encoder.v", batch * t * d)?;
-        let attn = alloc(backend, "encoder.attn", batch * t * d)?;
-        let mlp = alloc(backend, "encoder.mlp", batch * t * f)?;
         let output = alloc(backend, "encoder.output", batch * t * d)?;
+        let conv1_out = alloc(backend, "encoder.conv1_out", items * (frames + 2) * d)?;
+        let x = alloc(backend, "encoder.x", items * t * d)?;
+        let hbuf = alloc(backend, "encoder.h", items * t * d)?;
+        let q = alloc(backend, "encoder.q", items * t * d)?;
+        let kt = alloc(backend, "encoder.k_t", items * d * t_pad)?;
+        let v = alloc(backend, "encoder.v", items * t * d)?;
+        let attn = alloc(backend, "encoder.attn", items * t * d)?;
+        let mlp = alloc(backend, "encoder.mlp", items * t * f)?;
         // Attention scores for as many heads at once as one binding holds.
         let per_head = t * t_pad * 4;
-        let group = ((backend.max_binding_bytes() as usize / per_head).max(1)).min(h);
-        if per_head as u64 > backend.max_binding_bytes() {
+        if per_head > max_binding {
             return Err(Error::Limit(format!("one head's {t}x{t} attention scores exceed the device's binding limit")));
         }
+        let group = (max_binding / per_head).clamp(1, h);
         let scores = alloc(backend, "encoder.scores", group * t * t_pad)?;
 
         let mut g = Builder::default();
-        let mm = |m, n, k, x: Rows, b: BOperand, out: Vec<OutSegment>, bias, gelu, add| {
-            Op::Matmul(Matmul {
-                m,
+        for i0 in (0..batch).step_by(items) {
+            let n = items.min(batch - i0);
+            // conv1: output row t (stored at row t+1) reads padded input rows t .. t+2.
+            let c1 = &w.conv1;
+            g.linear_batched(
+                c1,
+                frames,
                 n,
-                k,
-                z_outer: batch,
-                z_inner: 1,
-                x,
-                b,
-                bias,
-                gelu,
-                add,
-                accumulate: false,
-                out,
-                state: None,
-            })
-        };
-        let wb = |l: &super::upload::DeviceLinear| {
-            assert_eq!(l.chunks.len(), 1, "conv weights fit one binding");
-            BOperand {
-                buf: l.chunks[0].buf,
-                format: l.format,
-                base: 0,
-                k_stride: l.chunks[0].n_pad,
-                outer: 0,
-                inner: 0,
-                scale_base: l.chunks[0].scale_base,
-            }
-        };
-        // conv1: output row t (stored at row t+1) reads padded input rows t .. t+2.
-        let c1 = &w.conv1;
-        g.ops.push(mm(
-            frames,
-            d,
-            3 * nm,
-            Rows { buf: mel, base: 0, row: nm, outer: (frames + 2) * nm, inner: 0 },
-            wb(c1),
-            vec![OutSegment { outer: (frames + 2) * d, ..rows_out(conv1_out, d, d, d) }],
-            c1.bias.map(|b| (b, 0)),
-            true,
-            None,
-        ));
-        // conv2, stride 2: output row t reads conv1 rows 2t-1 .. 2t+1 = stored rows 2t .. 2t+2.
-        let c2 = &w.conv2;
-        g.ops.push(mm(
-            t,
-            d,
-            3 * d,
-            Rows { buf: conv1_out, base: 0, row: 2 * d, outer: (frames + 2) * d, inner: 0 },
-            wb(c2),
-            vec![OutSegment { outer: t * d, ..rows_out(x, 0, d, d) }],
-            c2.bias.map(|b| (b, 0)),
-            true,
-            Some(Rows { buf: w.encoder_positional, base: 0, row: d, outer: 0, inner: 0 }),
-        ));
-
-        let rows = batch * t;
-        let flat = |buf| Rows { buf, base: 0, row: d, outer: 0, inner: 0 };
-        for blk in &w.encoder {
-            g.layer_norm(&blk.attn_ln, rows, d, x, hbuf, None);
-            // q and v row-major; k transposed per batch item: k_t[b][c][t] (rows adjacent).
-            // Rows are flattened over the batch, so the k segment maps row m = b*T + t with a
-            // row stride of 1 only within an item: done as one matmul per batch item.
-            for b in 0..batch {
-                let xr = Rows { buf: hbuf, base: b * t * d, row: d, outer: 0, inner: 0 };
-                let segs = [
-                    rows_out(q, b * t * d, d, d),
-                    OutSegment {
-                        end: 2 * d,
-                        buf: kt,
-                        elem: Elem::F32,
-                        base: b * d * t_pad,
-                        row: 1,
-                        col: t_pad,
-                        outer: 0,
-                        inner: 0,
-                        pos: 0,
-                    },
-                    rows_out(v, b * t * d, d, 3 * d),
-                ];
-                g.linear(&blk.qkv, t, xr, &segs, Epilogue::default());
-            }
-            for b in 0..batch {
-                for h0 in (0..h).step_by(group) {
-                    let hg = group.min(h - h0);
-                    // scores[z][i][j] = q_i . k_j for heads h0 .. h0+hg
-                    g.ops.push(Op::Matmul(Matmul {
-                        m: t,
-                        n: t,
-                        k: hd,
-                        z_outer: 1,
-                        z_inner: hg,
-                        x: Rows { buf: q, base: b * t * d + h0 * hd, row: d, outer: 0, inner: hd },
-                        b: BOperand {
-                            buf: kt,
-                            format: BFormat::F32,
-                            base: b * d * t_pad + h0 * hd * t_pad,
-                            k_stride: t_pad,
-                            outer: 0,
-                            inner: hd * t_pad,
-                            scale_base: 0,
-                        },
-                        bias: None,
-                        gelu: false,
-                        add: None,
-                        accumulate: false,
-                        out: vec![OutSegment { inner: t * t_pad, ..rows_out(scores, 0, t_pad, t) }],
-                        state: None,
-                    }));
-                    g.ops.push(Op::Softmax(Softmax {
-                        buf: scores,
-                        rows: t,
-                        cols: t,
-                        base: 0,
-                        row: t_pad,
-                        z: hg,
-                        z_stride: t * t_pad,
-                        scale: 1.0 / (hd as f32).sqrt(),
-                    }));
-                    // attn[i][h*hd + c] = sum_j p[z][i][j] v[j][h*hd + c]
-                    g.ops.push(Op::Matmul(Matmul {
-                        m: t,
-                        n: hd,
-                        k: t,
-                        z_outer: 1,
-                        z_inner: hg,
-                        x: Rows { buf: scores, base: 0, row: t_pad, outer: 0, inner: t * t_pad },
-                        b: BOperand {
-                            buf: v,
-                            format: BFormat::F32,
-                            base: b * t * d + h0 * hd,
-                            k_stride: d,
-                            outer: 0,
-                            inner: hd,
-                            scale_base: 0,
-                        },
-                        bias: None,
-                        gelu: false,
-                        add: None,
-                        accumulate: false,
-                        out: vec![OutSegment { inner: hd, ..rows_out(attn, b * t * d + h0 * hd, d, hd) }],
-                        state: None,
-                    }));
-                }
-            }
-            let residual = Epilogue { accumulate: true, ..Default::default() };
-            g.linear(&blk.out, rows, flat(attn), &[rows_out(x, 0, d, d)], residual);
-            g.layer_norm(&blk.mlp_ln, rows, d, x, hbuf, None);
-            let fr = Rows { buf: mlp, base: 0, row: f, outer: 0, inner: 0 };
-            g.linear(
-                &blk.fc1,
-                rows,
-                flat(hbuf),
-                &[rows_out(mlp, 0, f, f)],
+                Rows { buf: mel, base: i0 * (frames + 2) * nm, row: nm, outer: (frames + 2) * nm, inner: 0 },
+                &[OutSegment { outer: (frames + 2) * d, ..rows_out(conv1_out, d, d, d) }],
                 Epilogue { gelu: true, ..Default::default() },
             );
-            g.linear(&blk.fc2, rows, fr, &[rows_out(x, 0, d, d)], residual);
+            // conv2, stride 2: output row t reads conv1 rows 2t-1 .. 2t+1 = stored rows 2t .. 2t+2.
+            g.linear_batched(
+                &w.conv2,
+                t,
+                n,
+                Rows { buf: conv1_out, base: 0, row: 2 * d, outer: (frames + 2) * d, inner: 0 },
+                &[OutSegment { outer: t * d, ..rows_out(x, 0, d, d) }],
+                Epilogue {
+                    gelu: true,
+                    add: Some(Rows { buf: w.encoder_positional, base: 0, row: d, outer: 0, inner: 0 }),
+                    ..Default::default()
+                },
+            );
+            let rows = n * t;
+            let flat = |buf| Rows { buf, base: 0, row: d, outer: 0, inner: 0 };
+            for blk in &w.encoder {
+                g.layer_norm(&blk.attn_ln, rows, d, x, hbuf, None);
+                // q and v row-major; k transposed per batch item: k_t[b][c][t] (rows adjacent).
+                // Rows are flattened over the batch, so the k segment maps row m = b*T + t with a
+                // row stride of 1 only within an item: done as one matmul per batch item.
+                for b in 0..n {
+                    let xr = Rows { buf: hbuf, base: b * t * d, row: d, outer: 0, inner: 0 };
+                    let segs = [
+                        rows_out(q, b * t * d, d, d),
+                        OutSegment {
+                            end: 2 * d,
+                            buf: kt,
+                            elem: Elem::F32,
+                            base: b * d * t_pad,
+                            row: 1,
+                            col: t_pad,
+                            outer: 0,
+                            inner: 0,
+                            pos: 0,
+                        },
+                        rows_out(v, b * t * d, d, 3 * d),
+                    ];
+                    g.linear(&blk.qkv, t, xr, &segs, Epilogue::default());
+                }
+                for b in 0..n {
+                    for h0 in (0..h).step_by(group) {
+                        self_attention(
+                            &mut g,
+                            AttnShape { t, t_pad, d, hd, h0, hg: group.min(h - h0), b },
+                            q,
+                            kt,
+                            v,
+                            scores,
+                            attn,
+                        );
+                    }
+                }
+                let residual = Epilogue { accumulate: true, ..Default::default() };
+                g.linear(&blk.out, rows, flat(attn), &[rows_out(x, 0, d, d)], residual);
+                g.layer_norm(&blk.mlp_ln, rows, d, x, hbuf, None);
+                let fr = Rows { buf: mlp, base: 0, row: f, outer: 0, inner: 0 };
+                g.linear(
+                    &blk.fc1,
+                    rows,
+                    flat(hbuf),
+                    &[rows_out(mlp, 0, f, f)],
+                    Epilogue { gelu: true, ..Default::default() },
+                );
+                g.linear(&blk.fc2, rows, fr, &[rows_out(x, 0, d, d)], residual);
+            }
+            g.ops.push(Op::LayerNorm(LayerNorm {
+                rows,
+                dim: d,
+                x,
+                x_base: 0,
+                x_row: d,
+                gamma: w.ln_post.gamma,
+                beta: w.ln_post.beta,
+                y: output,
+                y_base: i0 * t * d,
+                y_row: d,
+                eps: LN_EPS,
+                state: None,
+            }));
         }
-        g.layer_norm(&w.ln_post, rows, d, x, output, None);
         let plan = backend.compile(&g.ops)?;
         Ok(EncoderPlan { batch, plan, mel, output, buffers: bufs, n_mels: nm, n_frames: frames })
     }
@@ -265,4 +209,80 @@ impl EncoderPlan {
         }
         backend.write(self.mel, 0, bytemuck::cast_slice(&buf))
     }
+}
+
+/// Where one head group of one batch item sits in the encoder's buffers.
+struct AttnShape {
+    t: usize,
+    t_pad: usize,
+    d: usize,
+    hd: usize,
+    /// First head and number of heads.
+    h0: usize,
+    hg: usize,
+    /// Batch item within the group being encoded.
+    b: usize,
+}
+
+/// Scores GEMM, softmax and values GEMM for heads `h0 .. h0 + hg` of item `b`.
+fn self_attention(g: &mut Builder, s: AttnShape, q: BufId, kt: BufId, v: BufId, scores: BufId, attn: BufId) {
+    let AttnShape { t, t_pad, d, hd, h0, hg, b } = s;
+    // scores[z][i][j] = q_i . k_j for heads h0 .. h0+hg
+    g.ops.push(Op::Matmul(Matmul {
+        m: t,
+        n: t,
+        k: hd,
+        z_outer: 1,
+        z_inner: hg,
+        x: Rows { buf: q, base: b * t * d + h0 * hd, row: d, outer: 0, inner: hd },
+        b: BOperand {
+            buf: kt,
+            format: BFormat::F32,
+            base: b * d * t_pad + h0 * hd * t_pad,
+            k_stride: t_pad,
+            outer: 0,
+            inner: hd * t_pad,
+            scale_base: 0,
+        },
+        bias: None,
+        gelu: false,
+        add: None,
+        accumulate: false,
+        out: vec![OutSegment { inner: t * t_pad, ..rows_out(scores, 0, t_pad, t) }],
+        state: None,
+    }));
+    g.ops.push(Op::Softmax(Softmax {
+        buf: scores,
+        rows: t,
+        cols: t,
+        base: 0,
+        row: t_pad,
+        z: hg,
+        z_stride: t * t_pad,
+        scale: 1.0 / (hd as f32).sqrt(),
+    }));
+    // attn[i][h*hd + c] = sum_j p[z][i][j] v[j][h*hd + c]
+    g.ops.push(Op::Matmul(Matmul {
+        m: t,
+        n: hd,
+        k: t,
+        z_outer: 1,
+        z_inner: hg,
+        x: Rows { buf: scores, base: 0, row: t_pad, outer: 0, inner: t * t_pad },
+        b: BOperand {
+            buf: v,
+            format: BFormat::F32,
+            base: b * t * d + h0 * hd,
+            k_stride: d,
+            outer: 0,
+            inner: hd,
+            scale_base: 0,
+        },
+        bias: None,
+        gelu: false,
+        add: None,
+        accumulate: false,
+        out: vec![OutSegment { inner: hd, ..rows_out(attn, b * t * d + h0 * hd, d, hd) }],
+        state: None,
+    }));
 }

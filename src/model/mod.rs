@@ -36,6 +36,19 @@ impl Model {
         Ok(Model { dims, generation, weights, backend: Mutex::new(backend) })
     }
 
+    /// A model of `dims` whose weight buffers are allocated with their real sizes and chunking
+    /// but never filled ([`upload::layout`]): sessions can be built on it to plan memory, or to
+    /// check that a model size fits a device, without its weights.
+    pub fn layout_only(
+        mut backend: Box<dyn Backend + Send>,
+        dims: ModelDims,
+        generation: GenerationConfig,
+        format: crate::graph::BFormat,
+    ) -> Result<Model> {
+        let weights = upload::layout(backend.as_mut(), &dims, format)?;
+        Ok(Model { dims, generation, weights, backend: Mutex::new(backend) })
+    }
+
     /// Exclusive use of the backend for the duration of the guard.
     pub fn backend(&self) -> MutexGuard<'_, Box<dyn Backend + Send>> {
         // A panic while holding the lock leaves buffers consistent (every call is atomic

@@ -27,6 +27,12 @@ pub struct Builder {
 impl Builder {
     /// `out = epilogue(x · W + b)` for `m` rows; `out` lists segments over the layer's columns.
     pub fn linear(&mut self, w: &DeviceLinear, m: usize, x: Rows, out: &[OutSegment], e: Epilogue) {
+        self.linear_batched(w, m, 1, x, out, e)
+    }
+
+    /// As [`Builder::linear`] over `z` items of `m` rows each (`x.outer` and each segment's
+    /// `outer` step from one item to the next).
+    pub fn linear_batched(&mut self, w: &DeviceLinear, m: usize, z: usize, x: Rows, out: &[OutSegment], e: Epilogue) {
         assert!(!e.accumulate || out.len() == 1, "a residual add writes one segment");
         for c in &w.chunks {
             let (c0, c1) = (c.col_start, c.col_start + c.cols);
@@ -43,7 +49,7 @@ impl Builder {
                 m,
                 n: c.cols,
                 k: w.k,
-                z_outer: 1,
+                z_outer: z,
                 z_inner: 1,
                 x,
                 b: BOperand {

@@ -62,6 +62,32 @@ impl WeightDtype {
     }
 }
 
+/// Output columns per chunk of a k-major weight with `k` inputs, so that each chunk fits
+/// `max_bytes`: a multiple of 16, so that every chunk but the last is unpadded.
+pub fn chunk_columns(k: usize, format: BFormat, max_bytes: u64) -> Result<usize> {
+    let elem_bytes = match format {
+        BFormat::I8 => 1,
+        BFormat::F16 => 2,
+        BFormat::F32 => 4,
+    };
+    // Int8 chunks also carry one 4-byte scale per column.
+    let bytes_per_col = k as u64 * elem_bytes + if format == BFormat::I8 { 4 } else { 0 };
+    let max_cols = (max_bytes / bytes_per_col.max(1)) as usize / 16 * 16;
+    if max_cols == 0 {
+        return Err(Error::Limit(format!(
+            "a weight with {k} inputs needs {} bytes per 16 columns; the device binds at most {max_bytes}",
+            16 * bytes_per_col
+        )));
+    }
+    Ok(max_cols)
+}
+
+/// The column chunks `(col_start, cols)` a weight of `k` inputs and `n` outputs is cut into.
+pub fn chunk_layout(k: usize, n: usize, format: BFormat, max_bytes: u64) -> Result<Vec<(usize, usize)>> {
+    let max_cols = chunk_columns(k, format, max_bytes)?;
+    Ok((0..n).step_by(max_cols).map(|start| (start, max_cols.min(n - start))).collect())
+}
+
 /// A k-major matrix ready to upload: `k` rows of `n_pad` columns.
 pub struct PackedChunk {
     pub col_start: usize,
@@ -83,21 +109,7 @@ pub fn pack_kmajor(
     value: impl Fn(usize, usize) -> f32,
     raw_f16: Option<&dyn Fn(usize, usize) -> f16>,
 ) -> Result<Vec<PackedChunk>> {
-    let elem_bytes = match format {
-        BFormat::I8 => 1,
-        BFormat::F16 => 2,
-        BFormat::F32 => 4,
-    };
-    // Columns per chunk: a multiple of 16 so every chunk but the last is unpadded.
-    // Int8 chunks also carry one 4-byte scale per column.
-    let bytes_per_col = k as u64 * elem_bytes + if format == BFormat::I8 { 4 } else { 0 };
-    let max_cols = (max_bytes / bytes_per_col) as usize / 16 * 16;
-    if max_cols == 0 {
-        return Err(Error::Limit(format!(
-            "a weight with {k} inputs needs {} bytes per 16 columns; the device binds at most {max_bytes}",
-            16 * k as u64 * elem_bytes
-        )));
-    }
+    let max_cols = chunk_columns(k, format, max_bytes)?;
     let mut chunks = Vec::new();
     let mut start = 0;
     while start < n {

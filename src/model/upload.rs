@@ -1,6 +1,7 @@
 //! Moving a checkpoint's weights onto a backend, packed for the kernels.
-use super::pack::{pack_conv, pack_linears, PackedChunk, WeightDtype};
+use super::pack::{chunk_layout, pack_conv, pack_linears, PackedChunk, WeightDtype};
 use crate::backend::Backend;
+use crate::config::ModelDims;
 use crate::graph::{BFormat, BufId, Elem, EmbeddingChunk};
 use crate::tensor::HostTensor;
 use crate::weights::{Attention, LayerNorm, Linear, ModelWeights};
@@ -240,6 +241,97 @@ pub fn upload(backend: &mut dyn Backend, w: &ModelWeights, dtype: WeightDtype) -
         });
     }
     let decoder_ln = u.layer_norm("decoder.ln", &d.ln)?;
+    Ok(DeviceWeights {
+        format,
+        conv1,
+        conv2,
+        encoder_positional,
+        encoder,
+        ln_post,
+        token_embedding,
+        decoder_positional,
+        decoder,
+        decoder_ln,
+    })
+}
+
+/// Makes zero-filled buffers shaped as [`upload`] would fill them (see [`layout`]).
+struct Layout<'a> {
+    backend: &'a mut dyn Backend,
+    max_bytes: u64,
+}
+
+impl Layout<'_> {
+    fn linear(&mut self, label: &str, k: usize, n: usize, format: BFormat, bias: bool) -> Result<DeviceLinear> {
+        let mut chunks = Vec::new();
+        for (col_start, cols) in chunk_layout(k, n, format, self.max_bytes)? {
+            let n_pad = cols.next_multiple_of(16);
+            let (buf, scale_base) = match format {
+                BFormat::F16 => (self.backend.create_buffer(label, Elem::F16, k * n_pad)?, 0),
+                BFormat::F32 => (self.backend.create_buffer(label, Elem::F32, k * n_pad)?, 0),
+                // Bytes, then one f32 scale per column (as `quantize_i8` lays them out).
+                BFormat::I8 => (self.backend.create_buffer(label, Elem::U32, k * n_pad / 4 + n_pad)?, k * n_pad / 4),
+            };
+            chunks.push(WeightChunk { buf, col_start, cols, n_pad, scale_base });
+        }
+        let bias = if bias { Some(self.f32(&format!("{label}.bias"), n)?) } else { None };
+        Ok(DeviceLinear { k, n, format, chunks, bias })
+    }
+
+    fn f32(&mut self, label: &str, len: usize) -> Result<BufId> {
+        self.backend.create_buffer(label, Elem::F32, len)
+    }
+
+    fn layer_norm(&mut self, label: &str, dim: usize) -> Result<DeviceLayerNorm> {
+        Ok(DeviceLayerNorm { gamma: self.f32(label, dim)?, beta: self.f32(label, dim)? })
+    }
+}
+
+/// Device buffers of the sizes and chunking [`upload`] would make for a model of `dims` with
+/// linear weights in `format`, left zero: capacity planning without the weights (tests build
+/// sessions of every Whisper size this way). Convolutions are F16 when `format` is int8, as a
+/// half-precision checkpoint would keep them.
+pub fn layout(backend: &mut dyn Backend, dims: &ModelDims, format: BFormat) -> Result<DeviceWeights> {
+    let max_bytes = backend.max_binding_bytes();
+    let mut l = Layout { backend, max_bytes };
+    let (d, nm) = (dims.n_audio_state, dims.n_mels);
+    let conv_format = if format == BFormat::I8 { BFormat::F16 } else { format };
+    let conv1 = l.linear("encoder.conv1", 3 * nm, d, conv_format, true)?;
+    let conv2 = l.linear("encoder.conv2", 3 * d, d, conv_format, true)?;
+    let encoder_positional = l.f32("encoder.positional", dims.n_audio_ctx * d)?;
+    let mut encoder = Vec::new();
+    for i in 0..dims.n_audio_layer {
+        let p = format!("encoder.{i}");
+        encoder.push(DeviceEncoderBlock {
+            attn_ln: l.layer_norm(&format!("{p}.attn_ln"), d)?,
+            qkv: l.linear(&format!("{p}.qkv"), d, 3 * d, format, true)?,
+            out: l.linear(&format!("{p}.attn.out"), d, d, format, true)?,
+            mlp_ln: l.layer_norm(&format!("{p}.mlp_ln"), d)?,
+            fc1: l.linear(&format!("{p}.fc1"), d, dims.n_audio_mlp, format, true)?,
+            fc2: l.linear(&format!("{p}.fc2"), dims.n_audio_mlp, d, format, true)?,
+        });
+    }
+    let ln_post = l.layer_norm("encoder.ln_post", d)?;
+    let dt = dims.n_text_state;
+    let token_embedding = l.linear("decoder.token_embedding", dt, dims.n_vocab, format, false)?;
+    let decoder_positional = l.f32("decoder.positional", dims.n_text_ctx * dt)?;
+    let mut decoder = Vec::new();
+    for i in 0..dims.n_text_layer {
+        let p = format!("decoder.{i}");
+        decoder.push(DeviceDecoderBlock {
+            attn_ln: l.layer_norm(&format!("{p}.attn_ln"), dt)?,
+            qkv: l.linear(&format!("{p}.qkv"), dt, 3 * dt, format, true)?,
+            out: l.linear(&format!("{p}.attn.out"), dt, dt, format, true)?,
+            cross_ln: l.layer_norm(&format!("{p}.cross_ln"), dt)?,
+            cross_q: l.linear(&format!("{p}.cross.query"), dt, dt, format, true)?,
+            cross_kv: l.linear(&format!("{p}.cross.kv"), dt, 2 * dt, format, true)?,
+            cross_out: l.linear(&format!("{p}.cross.out"), dt, dt, format, true)?,
+            mlp_ln: l.layer_norm(&format!("{p}.mlp_ln"), dt)?,
+            fc1: l.linear(&format!("{p}.fc1"), dt, dims.n_text_mlp, format, true)?,
+            fc2: l.linear(&format!("{p}.fc2"), dims.n_text_mlp, dt, format, true)?,
+        });
+    }
+    let decoder_ln = l.layer_norm("decoder.ln", dt)?;
     Ok(DeviceWeights {
         format,
         conv1,

@@ -157,14 +157,13 @@ impl ModelWeights {
         let da = dims.n_audio_state;
         let dt = dims.n_text_state;
 
-        let positional = match l.optional(&n.encoder_positional(), &[dims.n_audio_ctx, da])? {
-            Some(t) => t,
-            None => sinusoids(dims.n_audio_ctx, da),
-        };
-        let encoder = EncoderWeights {
+        // Computed sinusoids come last: by then the width is backed by tensors the file holds,
+        // so a config alone cannot make this allocate (n_audio_ctx is capped by the config).
+        let positional = l.optional(&n.encoder_positional(), &[dims.n_audio_ctx, da])?;
+        let mut encoder = EncoderWeights {
             conv1: l.conv(&n.conv1(), &n, da, dims.n_mels)?,
             conv2: l.conv(&n.conv2(), &n, da, da)?,
-            positional,
+            positional: HostTensor::f32(vec![0, da], Vec::new()),
             blocks: (0..dims.n_audio_layer)
                 .map(|i| {
                     let b = n.encoder_block(i);
@@ -198,6 +197,7 @@ impl ModelWeights {
                 .collect::<Result<_>>()?,
             ln: l.layer_norm(&n.decoder_ln(), &n, dt)?,
         };
+        encoder.positional = positional.unwrap_or_else(|| sinusoids(dims.n_audio_ctx, da));
         if let Some(proj) = source.get(&n.untied_projection())? {
             if proj != decoder.token_embedding {
                 return Err(Error::tensor(

@@ -2,6 +2,7 @@
 //! data, and a twin of the CPU reference and wgpu backends driven in lockstep.
 #![allow(dead_code)]
 pub mod ct2_builder;
+pub mod hf_model;
 pub mod subtitles;
 use half::f16;
 use whisper_wgpu::backend::cpu::CpuBackend;

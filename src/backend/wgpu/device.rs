@@ -138,13 +138,28 @@ impl GpuDevice {
 
     /// Turns a lost device or an uncaught error into an `Err`, once.
     pub fn check(&self) -> Result<()> {
-        if let Some(msg) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Err(Error::DeviceLost(msg));
+        let uncaught = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if uncaught.is_some() {
+            self.note_loss();
         }
-        if let Some(msg) = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(Error::Gpu(msg));
+        self.lost_error()?;
+        match uncaught {
+            Some(msg) => Err(Error::Gpu(msg)),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn lost_error(&self) -> Result<()> {
+        match self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(msg) => Err(Error::DeviceLost(msg)),
+            None => Ok(()),
+        }
+    }
+
+    /// A destroyed or lost device reports its loss when next maintained: after an error, poll
+    /// once, so that the error is reported as the loss it is.
+    fn note_loss(&self) {
+        let _ = self.device.poll(wgpu::PollType::Poll);
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes.
@@ -154,6 +169,10 @@ impl GpuDevice {
         let out = f();
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
+        if o.is_some() || v.is_some() {
+            self.note_loss();
+            self.lost_error()?;
+        }
         if let Some(e) = o {
             return Err(Error::OutOfMemory(format!("{what}: {e}")));
         }

@@ -177,6 +177,7 @@ impl Backend for WgpuBackend {
             })
         })?;
         self.counters.buffers += 1;
+        self.counters.live_bytes += bytes;
         self.buffers.push(Some(DeviceBuffer { buffer, elem, len }));
         Ok(BufId(self.buffers.len() as u32 - 1))
     }
@@ -221,6 +222,7 @@ impl Backend for WgpuBackend {
                 })
             })?;
             self.counters.buffers += 1;
+            self.counters.live_bytes += size;
             self.staging[slot] = Some(staging);
         }
         let src = &self.get(buf)?.buffer;
@@ -233,11 +235,10 @@ impl Backend for WgpuBackend {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.gpu
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
+        let waited = self.gpu.device.poll(wgpu::PollType::wait_indefinitely());
+        // A lost device fails the wait and the mapping: report the loss first.
         self.gpu.check()?;
+        waited.map_err(|e| Error::Gpu(format!("waiting for the device: {e}")))?;
         match rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Error::Gpu(format!("mapping a readback buffer: {e}"))),
@@ -286,11 +287,13 @@ impl Backend for WgpuBackend {
     fn free_buffer(&mut self, id: BufId) {
         if let Some(slot) = self.buffers.get_mut(id.0 as usize) {
             if let Some(b) = slot.take() {
+                self.counters.live_bytes -= b.buffer.size();
                 b.buffer.destroy();
             }
         }
-        if let Some(s) = self.staging.get_mut(id.0 as usize) {
-            *s = None;
+        if let Some(s) = self.staging.get_mut(id.0 as usize).and_then(Option::take) {
+            self.counters.live_bytes -= s.size();
+            s.destroy();
         }
     }
 
