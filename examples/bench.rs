@@ -269,7 +269,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("device: {device}; {k} steps per submission; KV cache {}", args.kv);
-    for (d, ms) in args.dtype.iter().zip(&encoder_ms) {
+    // `--encoder-runs 0` leaves the encoder untimed (NaN).
+    for (d, ms) in args.dtype.iter().zip(&encoder_ms).filter(|(_, ms)| ms.is_finite()) {
         println!("encoder ({d} weights, one 30 s window): {ms:.0} ms");
     }
     println!(
