@@ -231,22 +231,15 @@ impl DecoderPlans {
             ts_begin: generation.timestamp_begin.filter(|&t| (t as usize) < v),
             no_timestamps: generation.no_timestamps,
         }));
+        // Compile the cross plans and the step plan; on a failure release what was made.
         let mut cross = Vec::new();
-        for ops in &cross_ops {
-            match backend.compile(ops) {
-                Ok(p) => cross.push(p),
-                Err(e) => {
-                    for &p in &cross {
-                        backend.free_plan(p);
-                    }
-                    for &b in &bufs {
-                        backend.free_buffer(b);
-                    }
-                    return Err(e);
-                }
+        let compiled = (|| -> Result<PlanId> {
+            for ops in &cross_ops {
+                cross.push(backend.compile(ops)?);
             }
-        }
-        let step = match backend.compile(&s.ops) {
+            backend.compile(&s.ops)
+        })();
+        let step = match compiled {
             Ok(p) => p,
             Err(e) => {
                 for &p in &cross {
