@@ -100,6 +100,14 @@ struct Args {
     /// Do not condition each window on the text before it.
     #[arg(long)]
     no_condition_on_previous_text: bool,
+    /// Seconds before a full window's end within which its last segment counts as cut by the
+    /// window and is decoded again in the next one (0: OpenAI's rule, keep it).
+    #[arg(long, default_value_t = 1.5)]
+    seam_margin: f64,
+    /// Decode each window once, greedily at temperature 0: no retries at higher temperatures
+    /// when its text repeats itself or is unlikely.
+    #[arg(long)]
+    no_fallback: bool,
     /// Samples per window when falling back to temperatures above 0 (the most likely is kept).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     best_of: u16,
@@ -410,13 +418,18 @@ fn transcribe_options(args: &Args, loaded: &LoadedModel, format: Format) -> Resu
             || args.srt.is_some()
             || args.vtt.is_some()
             || args.json.is_some(),
-        fallback: FallbackRules { best_of, ..Default::default() },
+        fallback: if args.no_fallback {
+            FallbackRules { temperatures: vec![0.0], ..Default::default() }
+        } else {
+            FallbackRules { best_of, ..Default::default() }
+        },
         condition_on_previous_text: !args.no_condition_on_previous_text,
         initial_prompt: match &args.initial_prompt {
             Some(p) => tok.encode(&format!(" {}", p.trim()))?,
             None => Vec::new(),
         },
         seed: args.seed,
+        seam_margin: (args.seam_margin > 0.0).then_some(args.seam_margin),
         ..Default::default()
     })
 }

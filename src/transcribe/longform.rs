@@ -7,7 +7,9 @@
 //! 3. skip the window as silence when no-speech is likely and the text unlikely (and, before
 //!    decoding, when the audio is digitally silent: all samples below -60 dBFS);
 //! 4. cut the tokens into segments at timestamp pairs and move `seek` to the last complete
-//!    timestamp, or past the whole window ([`super::segments`]);
+//!    timestamp, or past the whole window ([`super::segments`]); a last segment that ends at
+//!    a full window's very end is held back and decoded again by the next window
+//!    ([`TranscribeOptions::seam_margin`]);
 //! 5. stop conditioning on earlier text after a decode at a temperature above 0.5.
 //!
 //! Audio comes from a [`SampleSource`] read forward window by window ([`super::source`]):
@@ -16,7 +18,7 @@
 //! the decoder as one batch. Each segment and each window's outcome (what was tried, what
 //! decided) is reported as an [`Event`] while the transcription runs.
 use super::fallback::{Attempt, Decoded, Detokenize, Fallback, FallbackRules};
-use super::segments::{cut, Timing};
+use super::segments::{cut, hold_back_seam, Timing};
 use super::source::{SampleSource, SliceSource, Windows};
 use super::window::{Task, WindowDecoder, WindowRequest};
 use crate::audio::{LogMel, HOP_LENGTH, N_FRAMES, SAMPLE_RATE};
@@ -76,6 +78,9 @@ pub struct WindowReport {
     pub length: f64,
     /// Where the next window begins (the last complete timestamp, or the window's end).
     pub next: f64,
+    /// The window's last segment was held back as cut by the window's end
+    /// ([`TranscribeOptions::seam_margin`]): `next` is where it began.
+    pub held_back: bool,
     /// Every temperature tried, in order, the result marked `kept` (none for a quiet window).
     pub attempts: Vec<Attempt>,
     pub decision: WindowDecision,
@@ -112,6 +117,11 @@ pub struct TranscribeOptions {
     pub sample_len: Option<usize>,
     /// Seed of the sampling noise at temperatures above 0.
     pub seed: u64,
+    /// A last segment ending within this many seconds of a full window's end is taken as cut
+    /// by the window and decoded again from its start in the next window (default 1.5 s:
+    /// tiny models close a cut segment up to a second before the cut, and their timestamps
+    /// are that coarse). `None`: OpenAI's rule, keep it and go on from its end.
+    pub seam_margin: Option<f64>,
     /// A window whose every sample stays below this in magnitude is skipped without decoding
     /// (default 1e-3, -60 dBFS: digital silence, on which Whisper writes " you" with a
     /// log-probability OpenAI's no-speech rule accepts). `None`: decode every window.
@@ -130,6 +140,7 @@ impl Default for TranscribeOptions {
             max_initial_timestamp: Some(1.0),
             sample_len: None,
             seed: 0,
+            seam_margin: Some(1.5),
             silence_peak: Some(1e-3),
         }
     }
@@ -386,6 +397,7 @@ impl<'a> Transcriber<'a> {
                     start,
                     length: job.segment_frames as f64 * timing.frame_seconds,
                     next: job.seek as f64 * timing.frame_seconds,
+                    held_back: false,
                     attempts: Vec::new(),
                     decision: WindowDecision::Quiet,
                     total: job.total,
@@ -433,6 +445,7 @@ impl<'a> Transcriber<'a> {
             start: time_offset,
             length: segment_frames as f64 * timing.frame_seconds,
             next: 0.0,
+            held_back: false,
             attempts: std::mem::take(&mut d.attempts),
             decision: WindowDecision::NoText,
             total: job.total,
@@ -444,7 +457,10 @@ impl<'a> Transcriber<'a> {
             on_event(Event::Window(&report));
             return Ok(());
         }
-        let c = cut(&d.result.tokens, s.ts_begin, segment_frames, timing);
+        let mut c = cut(&d.result.tokens, s.ts_begin, segment_frames, timing);
+        if let Some(margin) = options.seam_margin.filter(|_| s.timestamps && segment_frames == N_FRAMES) {
+            report.held_back = hold_back_seam(&mut c, N_FRAMES as f64 * timing.frame_seconds, margin, timing);
+        }
         for piece in c.pieces {
             let text_tokens: Vec<u32> = piece.tokens.iter().copied().filter(|&t| t < self.info.eot).collect();
             let mut seg = Segment {

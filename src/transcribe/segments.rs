@@ -10,6 +10,10 @@
 //!   timestamp.
 //! - No pair at all (one segment, or decoding without timestamps): one segment for the window,
 //!   ending at its last timestamp when there is one, and the whole window is consumed.
+//!
+//! One rule of our own on top ([`hold_back_seam`]): a last segment that ends in the final
+//! moments of a full window was most likely cut by the window's end, and is decoded again
+//! from its start in the next window.
 
 /// One segment of a window, times relative to the window's start.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,6 +82,30 @@ pub fn cut(tokens: &[u32], timestamp_begin: u32, segment_frames: usize, timing: 
     Cut { pieces, advance: segment_frames }
 }
 
+/// Holds back the last of several segments when it ends within `margin` seconds of the end of
+/// a full window of `window_seconds`, moving the next window to that segment's start.
+///
+/// Why: speech that runs past the window's end is cut mid-word, and small models then close
+/// the segment anyway with a timestamp just before the cut and words they guessed ("can do
+/// for your country" for a cut "can do for you"). OpenAI's rule would keep that text and start
+/// the next window at the closing timestamp, inside the sentence, where the model also places
+/// the following timestamps seconds early. Decoding the sentence again from its start, with
+/// the audio after the cut in view, gives both back. The first segment is never held back, so
+/// every window still moves forward. Returns whether a segment was held back.
+pub fn hold_back_seam(c: &mut Cut, window_seconds: f64, margin: f64, timing: Timing) -> bool {
+    let [.., before, last] = c.pieces.as_slice() else { return false };
+    if last.end < window_seconds - margin || last.start <= before.start {
+        return false;
+    }
+    let steps = (last.start / timing.time_precision).round() as usize;
+    if steps == 0 {
+        return false;
+    }
+    c.advance = steps * timing.input_stride;
+    c.pieces.pop();
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +149,24 @@ mod tests {
         let zero = cut(&[1, 2, ts(0.0)], TS, 1000, TIMING);
         assert_eq!(zero.pieces[0].end, 10.0);
         assert_eq!(cut(&[], TS, 3000, TIMING).pieces[0].end, 30.0);
+    }
+
+    #[test]
+    fn a_last_segment_closed_at_a_full_windows_end_is_decoded_again() {
+        // <0.00> a <8.00><8.00> b <23.00><23.00> c <29.00>: c ends a second before the cut.
+        let toks = [ts(0.0), 1, ts(8.0), ts(8.0), 2, ts(23.0), ts(23.0), 3, ts(29.0)];
+        let mut c = cut(&toks, TS, 3000, TIMING);
+        assert_eq!((c.pieces.len(), c.advance), (3, 3000));
+        assert!(hold_back_seam(&mut c, 30.0, 1.5, TIMING));
+        assert_eq!(c.pieces.len(), 2);
+        assert_eq!(c.advance, 2300, "the next window starts where the held-back segment began");
+        // Ending 2 s before the window's end: kept, as is a window's only segment.
+        let mut early = cut(&[ts(0.0), 1, ts(8.0), ts(8.0), 2, ts(28.0), ts(28.0)], TS, 3000, TIMING);
+        assert!(!hold_back_seam(&mut early, 30.0, 1.5, TIMING));
+        assert_eq!((early.pieces.len(), early.advance), (2, 2800));
+        let mut only = cut(&[ts(0.0), 1, ts(29.5), ts(29.5)], TS, 3000, TIMING);
+        assert!(!hold_back_seam(&mut only, 30.0, 1.5, TIMING));
+        assert_eq!(only.advance, 2950);
     }
 
     #[test]
