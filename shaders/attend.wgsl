@@ -2,14 +2,14 @@
 // prefix [0, n_valid) of the cache: n_valid is the row's step position + 1 (self-attention,
 // read from the step state) or a fixed length (cross-attention over the encoder output).
 // The keys are split into chunks of 64 * KEYS_PER_LANE; each workgroup handles one (chunk, head,
-// row) and
-// writes a partial softmax (max, sum, weighted values); `merge` combines the chunks (split-K).
+// row) and writes a partial softmax (max, sum, weighted values); `merge` combines the chunks
+// (split-K).
 // A single-chunk grid (SINGLE) writes the output directly and needs no merge.
 // Chunks past n_valid return at once, so a step's cost follows n_valid, not the capacity.
 //
 // Caches are transposed per head: kt[row][head][d][cap] and vt likewise (cap % 16 == 0), in
-// f16 (KV_F16, two per word) or f32, so that 16 neighbouring keys of one dimension are 32 (or
-// 64) contiguous bytes.
+// f16 (KV_F16, two per word) or f32, so that 8 neighbouring keys of one dimension are 16 (or
+// 32) contiguous bytes, and neighbouring invocations read neighbouring blocks of 8 keys.
 //
 // Bindings (group 0):
 //   0 params    uniform  Params
@@ -51,9 +51,12 @@ override SINGLE: bool = false;
 const LANES: u32 = 64u;
 const MAX_KEYS_PER_LANE: u32 = 32u;
 
-var<workgroup> probs: array<vec4<f32>, 512>; // LANES * MAX_KEYS_PER_LANE / 4
+// Scores, then probabilities, of the chunk's keys (LANES * MAX_KEYS_PER_LANE / 4).
+var<workgroup> probs: array<vec4<f32>, 512>;
 var<workgroup> red_max: array<f32, 64>;
 var<workgroup> red_sum: array<f32, 64>;
+// Phase 2's partial sums: [dim within the pass][key lane].
+var<workgroup> red_val: array<f32, 512>;
 
 fn valid_len(r: u32) -> u32 {
     if (p.fixed_len != 0u) { return p.fixed_len; }
@@ -87,6 +90,20 @@ fn load8(cache: u32, e: u32) -> array<vec4<f32>, 2> {
     return out;
 }
 
+fn max4(v: vec4<f32>) -> f32 { return max(max(v.x, v.y), max(v.z, v.w)); }
+
+// Eight dims' values (dims d .. d+7 of the head, those below head_dim) of one block of eight
+// keys, dotted with the keys' probabilities.
+fn values_dot(ve: u32, d: u32, p0: vec4<f32>, p1: vec4<f32>) -> f32 {
+    if (d >= p.head_dim) { return 0.0; }
+    let v = load8(1u, ve + d * p.cap);
+    return dot(v[0], p0) + dot(v[1], p1);
+}
+
+// Work is laid out so that neighbouring invocations read neighbouring addresses: in phase 1
+// lane l scores the key blocks l, l + 64, ... (8 keys each: one 16-byte load of f16 keys per
+// dimension); in phase 2 lane (group g, key lane kl) = (l / 8, l % 8) sums dims 8g .. 8g+7
+// over key blocks kl, kl + 8, ..., and the eight key lanes of a dim meet in workgroup memory.
 @compute @workgroup_size(64)
 fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let c = wid.x;
@@ -100,78 +117,88 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let start = c * chunk;
     if (start >= span) { return; }
     let end = min(start + chunk, span);
+    let live_end = min(end, n_valid); // keys at or past it are masked (FULL reads them anyway)
+    let blocks = (end - start + 7u) / 8u;
 
-    // Phase 1: scores of this lane's keys, in groups of 16 neighbours.
+    // Phase 1: scaled scores of each block's 8 keys, masked keys at -3e38.
     let hd4 = p.head_dim / 4u;
     let qi = (p.q_base + r * p.q_row + h * p.head_dim) / 4u;
-    let head_base = r * p.kv_row + h * p.head_dim * p.cap; // in cache elements
-    let j0 = start + lane * KEYS_PER_LANE;
-    var s: array<f32, MAX_KEYS_PER_LANE>;
-    for (var g = 0u; g < KEYS_PER_LANE / 16u; g++) {
-        let jg = j0 + 16u * g;
-        if (jg >= end) { break; }
-        var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0);
-        var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
-        var ke = head_base + jg;
+    let head_base = r * p.kv_row + h * p.head_dim * p.cap + start; // in cache elements
+    var lane_max = -3.0e38;
+    for (var blk = lane; blk < blocks; blk += LANES) {
+        var a0 = vec4<f32>(0.0);
+        var a1 = vec4<f32>(0.0);
+        var ke = head_base + 8u * blk;
         for (var d4 = 0u; d4 < hd4; d4++) {
             let qv = q[qi + d4];
             for (var dd = 0u; dd < 4u; dd++) {
-                let a = load8(0u, ke);
-                let b = load8(0u, ke + 8u);
+                let k = load8(0u, ke);
                 ke += p.cap;
-                acc0 += a[0] * qv[dd]; acc1 += a[1] * qv[dd];
-                acc2 += b[0] * qv[dd]; acc3 += b[1] * qv[dd];
+                a0 += k[0] * qv[dd];
+                a1 += k[1] * qv[dd];
             }
         }
-        for (var i = 0u; i < 4u; i++) {
-            s[16u * g + i] = acc0[i]; s[16u * g + 4u + i] = acc1[i];
-            s[16u * g + 8u + i] = acc2[i]; s[16u * g + 12u + i] = acc3[i];
-        }
-    }
-    var lane_max = -3.0e38;
-    for (var i = 0u; i < KEYS_PER_LANE; i++) {
-        let j = j0 + i;
-        if (j < end && j < n_valid) {
-            s[i] *= p.scale;
-            lane_max = max(lane_max, s[i]);
-        }
+        let j = vec4<u32>(start + 8u * blk) + vec4<u32>(0u, 1u, 2u, 3u);
+        a0 = select(vec4<f32>(-3.0e38), a0 * p.scale, j < vec4<u32>(live_end));
+        a1 = select(vec4<f32>(-3.0e38), a1 * p.scale, j + vec4<u32>(4u) < vec4<u32>(live_end));
+        probs[2u * blk] = a0;
+        probs[2u * blk + 1u] = a1;
+        lane_max = max(lane_max, max(max4(a0), max4(a1)));
     }
     red_max[lane] = lane_max;
     workgroupBarrier();
     var m = -3.0e38;
     for (var i = 0u; i < LANES; i++) { m = max(m, red_max[i]); }
     var lane_sum = 0.0;
-    for (var i = 0u; i < KEYS_PER_LANE; i++) {
-        let j = j0 + i;
-        var e = 0.0;
-        if (j < end && j < n_valid) { e = exp(s[i] - m); }
-        s[i] = e;
-        lane_sum += e;
-    }
-    for (var i = 0u; i < KEYS_PER_LANE / 4u; i++) {
-        probs[lane * (KEYS_PER_LANE / 4u) + i] = vec4<f32>(s[4u * i], s[4u * i + 1u], s[4u * i + 2u], s[4u * i + 3u]);
+    for (var blk = lane; blk < blocks; blk += LANES) {
+        // Masked keys weigh 0 (also when the whole chunk is masked and m is -3e38).
+        let s0 = probs[2u * blk];
+        let s1 = probs[2u * blk + 1u];
+        let e0 = select(vec4<f32>(0.0), exp(s0 - m), s0 > vec4<f32>(-1.0e38));
+        let e1 = select(vec4<f32>(0.0), exp(s1 - m), s1 > vec4<f32>(-1.0e38));
+        probs[2u * blk] = e0;
+        probs[2u * blk + 1u] = e1;
+        lane_sum += dot(e0, vec4<f32>(1.0)) + dot(e1, vec4<f32>(1.0));
     }
     red_sum[lane] = lane_sum;
     workgroupBarrier();
     var l = 0.0;
     for (var i = 0u; i < LANES; i++) { l += red_sum[i]; }
 
-    // Phase 2: weighted values, one invocation per head dimension.
+    // Phase 2: weighted values, 64 dims per pass.
     let pbase = ((r * p.heads + h) * p.n_chunks + c) * (p.head_dim + 2u);
-    let n8 = (end - start + 7u) / 8u;
-    for (var d = lane; d < p.head_dim; d += LANES) {
-        let ve = head_base + d * p.cap + start;
-        var acc = vec4<f32>(0.0);
-        for (var i = 0u; i < n8; i++) {
-            let v = load8(1u, ve + 8u * i);
-            acc += v[0] * probs[2u * i] + v[1] * probs[2u * i + 1u];
+    let g = lane / 8u;
+    let kl = lane % 8u;
+    for (var pass0 = 0u; pass0 < p.head_dim; pass0 += 64u) {
+        let d0 = pass0 + 8u * g;
+        var acc0 = vec4<f32>(0.0);
+        var acc1 = vec4<f32>(0.0);
+        for (var blk = kl; blk < blocks; blk += 8u) {
+            let p0 = probs[2u * blk];
+            let p1 = probs[2u * blk + 1u];
+            let ve = head_base + 8u * blk;
+            acc0 += vec4<f32>(values_dot(ve, d0, p0, p1), values_dot(ve, d0 + 1u, p0, p1),
+                              values_dot(ve, d0 + 2u, p0, p1), values_dot(ve, d0 + 3u, p0, p1));
+            acc1 += vec4<f32>(values_dot(ve, d0 + 4u, p0, p1), values_dot(ve, d0 + 5u, p0, p1),
+                              values_dot(ve, d0 + 6u, p0, p1), values_dot(ve, d0 + 7u, p0, p1));
         }
-        let total = acc.x + acc.y + acc.z + acc.w;
-        if (SINGLE) {
-            out[p.out_base + r * p.out_row + h * p.head_dim + d] = total / l;
-        } else {
-            partials[pbase + d] = total;
+        // [dim within the pass][key lane]
+        let rv = 64u * g + kl;
+        red_val[rv] = acc0.x; red_val[rv + 8u] = acc0.y; red_val[rv + 16u] = acc0.z; red_val[rv + 24u] = acc0.w;
+        red_val[rv + 32u] = acc1.x; red_val[rv + 40u] = acc1.y; red_val[rv + 48u] = acc1.z; red_val[rv + 56u] = acc1.w;
+        workgroupBarrier();
+        let d = pass0 + lane;
+        if (d < p.head_dim) {
+            let t = 8u * lane;
+            let total = red_val[t] + red_val[t + 1u] + red_val[t + 2u] + red_val[t + 3u] + red_val[t + 4u]
+                + red_val[t + 5u] + red_val[t + 6u] + red_val[t + 7u];
+            if (SINGLE) {
+                out[p.out_base + r * p.out_row + h * p.head_dim + d] = total / l;
+            } else {
+                partials[pbase + d] = total;
+            }
         }
+        workgroupBarrier();
     }
     if (lane == 0u && !SINGLE) {
         partials[pbase + p.head_dim] = m;

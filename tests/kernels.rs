@@ -298,7 +298,19 @@ fn embed_from_state_across_chunks() {
 }
 
 fn attend_case(t: &mut Twin, rng: &mut Rng, fixed: Option<usize>, full: bool, kv: Elem, positions: &[u32]) {
-    let (heads, hd, cap) = (3usize, 64usize, 1040usize);
+    attend_case_dims(t, rng, 64, fixed, full, kv, positions)
+}
+
+fn attend_case_dims(
+    t: &mut Twin,
+    rng: &mut Rng,
+    hd: usize,
+    fixed: Option<usize>,
+    full: bool,
+    kv: Elem,
+    positions: &[u32],
+) {
+    let (heads, cap) = (3usize, 1040usize);
     let rows = positions.len();
     let q = t.f32(&rng.vec(rows * heads * hd + 4, 1.0));
     let cache = |t: &mut Twin, v: &[f32]| if kv == Elem::F16 { t.f16(v) } else { t.f32(v) };
@@ -335,7 +347,7 @@ fn attend_case(t: &mut Twin, rng: &mut Rng, fixed: Option<usize>, full: bool, kv
     t.run(&[Op::Attend(op)], 1);
     let (a, b) = t.read_f32(out, rows * heads * hd);
     // Softmax-weighted means of values in [-1, 1]: errors well below 1e-5.
-    assert_close(&format!("attend fixed={fixed:?} full={full} {kv:?} positions={positions:?}"), &a, &b, 2e-5);
+    assert_close(&format!("attend hd={hd} fixed={fixed:?} full={full} {kv:?} positions={positions:?}"), &a, &b, 2e-5);
 }
 
 #[test]
@@ -348,6 +360,10 @@ fn attend_reads_valid_prefix_with_split_chunks() {
     attend_case(&mut t, &mut rng, None, true, Elem::F16, &[700, 1039]);
     attend_case(&mut t, &mut rng, None, false, Elem::F32, &[1030, 17]);
     attend_case(&mut t, &mut rng, Some(1037), true, Elem::F32, &[3]);
+    // Head sizes other than 64: one pass over part of the lanes, two passes.
+    attend_case_dims(&mut t, &mut rng, 40, None, false, Elem::F16, &[300, 2]);
+    attend_case_dims(&mut t, &mut rng, 128, Some(1037), false, Elem::F16, &[0]);
+    attend_case_dims(&mut t, &mut rng, 128, None, true, Elem::F32, &[1030]);
 }
 
 #[test]
