@@ -61,7 +61,7 @@ struct Args {
     /// Encoder runs to time per dtype (after one warm-up run; 0: untimed).
     #[arg(long, default_value_t = 3)]
     encoder_runs: usize,
-    /// Print device time per kernel of one decode step of each configuration.
+    /// Print device time per kernel of one decode step of each configuration, and of the encoder.
     #[arg(long)]
     profile: bool,
     /// Weight storage formats to compare (comma-separated): auto, f32, f16, int8, int8-all.
@@ -343,13 +343,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Device time per kernel of one live decode step, largest first.
+/// Device time per kernel of one live decode step and of the encoder, largest first.
 fn print_profile(s: &mut Session, rows: &[RowPrompt]) -> Result<(), Box<dyn std::error::Error>> {
     // Profile a live step: after the timed loop the rows are done and kernels exit early.
     s.start(rows)?;
     s.step(16)?;
-    let step = s.profile_step()?;
-    for (what, prof) in [("decode step", step)] {
+    let (step, encoder) = s.profile()?;
+    for (what, prof) in [("decode step", step), ("encoder (one window)", encoder)] {
         let Some(prof) = prof else {
             println!("{what}: this adapter has no timestamp queries");
             continue;
