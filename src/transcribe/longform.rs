@@ -117,10 +117,11 @@ pub struct TranscribeOptions {
     pub sample_len: Option<usize>,
     /// Seed of the sampling noise at temperatures above 0.
     pub seed: u64,
-    /// A last segment ending within this many seconds of a full window's end is taken as cut
-    /// by the window and decoded again from its start in the next window (default 1.5 s:
-    /// tiny models close a cut segment up to a second before the cut, and their timestamps
-    /// are that coarse). `None`: OpenAI's rule, keep it and go on from its end.
+    /// A last segment ending within this many seconds of a full window's end (and starting in
+    /// its second half) is taken as cut by the window and decoded again from its start in the
+    /// next window (default 1.5 s: tiny models close a cut segment up to a second before the
+    /// cut, and their timestamps are that coarse). `None`: OpenAI's rule, keep it and go on
+    /// from its end.
     pub seam_margin: Option<f64>,
     /// A window whose every sample stays below this in magnitude is skipped without decoding
     /// (default 1e-3, -60 dBFS: digital silence, on which Whisper writes " you" with a

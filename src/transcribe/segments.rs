@@ -90,11 +90,13 @@ pub fn cut(tokens: &[u32], timestamp_begin: u32, segment_frames: usize, timing: 
 /// for your country" for a cut "can do for you"). OpenAI's rule would keep that text and start
 /// the next window at the closing timestamp, inside the sentence, where the model also places
 /// the following timestamps seconds early. Decoding the sentence again from its start, with
-/// the audio after the cut in view, gives both back. The first segment is never held back, so
-/// every window still moves forward. Returns whether a segment was held back.
+/// the audio after the cut in view, gives both back. Only a segment starting in the window's
+/// second half is held back (and never the first), so every window still moves forward by at
+/// least half its length: speech that never pauses costs at most twice the windows. Returns
+/// whether a segment was held back.
 pub fn hold_back_seam(c: &mut Cut, window_seconds: f64, margin: f64, timing: Timing) -> bool {
     let [.., before, last] = c.pieces.as_slice() else { return false };
-    if last.end < window_seconds - margin || last.start <= before.start {
+    if last.end < window_seconds - margin || last.start <= before.start || last.start < window_seconds / 2.0 {
         return false;
     }
     let steps = (last.start / timing.time_precision).round() as usize;
@@ -167,6 +169,11 @@ mod tests {
         let mut only = cut(&[ts(0.0), 1, ts(29.5), ts(29.5)], TS, 3000, TIMING);
         assert!(!hold_back_seam(&mut only, 30.0, 1.5, TIMING));
         assert_eq!(only.advance, 2950);
+        // A long last segment (starting in the first half) is kept: the next window would
+        // otherwise move on by only its first segment.
+        let mut long = cut(&[ts(0.0), 1, ts(0.5), ts(0.5), 2, ts(29.5), ts(29.5)], TS, 3000, TIMING);
+        assert!(!hold_back_seam(&mut long, 30.0, 1.5, TIMING));
+        assert_eq!(long.advance, 2950);
     }
 
     #[test]
