@@ -95,15 +95,11 @@ pub fn cut(tokens: &[u32], timestamp_begin: u32, segment_frames: usize, timing: 
 /// least half its length: speech that never pauses costs at most twice the windows. Returns
 /// whether a segment was held back.
 pub fn hold_back_seam(c: &mut Cut, window_seconds: f64, margin: f64, timing: Timing) -> bool {
-    let [.., before, last] = c.pieces.as_slice() else { return false };
-    if last.end < window_seconds - margin || last.start <= before.start || last.start < window_seconds / 2.0 {
+    let [.., _, last] = c.pieces.as_slice() else { return false };
+    if last.end < window_seconds - margin || last.start < window_seconds / 2.0 {
         return false;
     }
-    let steps = (last.start / timing.time_precision).round() as usize;
-    if steps == 0 {
-        return false;
-    }
-    c.advance = steps * timing.input_stride;
+    c.advance = (last.start / timing.time_precision).round() as usize * timing.input_stride;
     c.pieces.pop();
     true
 }
