@@ -148,7 +148,10 @@ pub struct LayerNorm {
     pub state: Option<BufId>,
 }
 
-/// In-place `x <- softmax(scale * x)` over `z` blocks of `rows × cols`.
+/// In-place `x <- softmax(scale * x)` over `z` blocks of `rows` vectors of `cols` values:
+/// value `c` of vector `r` in block `z` sits at `base + z * z_stride + r * row + c * col`.
+/// The encoder keeps its scores transposed (`row` 1, `col` the key stride), so neighbouring
+/// vectors are neighbouring addresses.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Softmax {
     pub buf: BufId,
@@ -156,6 +159,7 @@ pub struct Softmax {
     pub cols: usize,
     pub base: usize,
     pub row: usize,
+    pub col: usize,
     pub z: usize,
     pub z_stride: usize,
     pub scale: f32,

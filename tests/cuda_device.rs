@@ -213,7 +213,12 @@ fn layernorm_softmax_and_embed_match_the_reference() {
         state: Some(st),
     };
     let scores = p.f32(&rng.vec(2 * 7 * 1500, 8.0));
-    let sm = Softmax { buf: scores, rows: 7, cols: 1500, base: 0, row: 1500, z: 2, z_stride: 7 * 1500, scale: 0.3 };
+    let sm =
+        Softmax { buf: scores, rows: 7, cols: 1500, base: 0, row: 1500, col: 1, z: 2, z_stride: 7 * 1500, scale: 0.3 };
+    // The encoder's transposed layout: 7 vectors side by side, values 8 apart.
+    let scores_t = p.f32(&rng.vec(2 * 8 * 1500, 8.0));
+    let sm_t =
+        Softmax { buf: scores_t, rows: 7, cols: 1500, base: 0, row: 1, col: 8, z: 2, z_stride: 8 * 1500, scale: 0.3 };
     // The tied embedding in two chunks of 40 and 24 tokens, f16 then int8.
     let table0 = weight(&mut p, &mut rng, dim, 40, BFormat::F16);
     let table1 = weight(&mut p, &mut rng, dim, 24, BFormat::I8);
@@ -234,11 +239,13 @@ fn layernorm_softmax_and_embed_match_the_reference() {
     };
     let emb =
         Embed { rows, dim, table: vec![chunk(table0, 0, 40), chunk(table1, 40, 24)], positional, state: st2, y: e };
-    p.run(&[Op::LayerNorm(ln), Op::Softmax(sm), Op::Embed(emb)], 1);
+    p.run(&[Op::LayerNorm(ln), Op::Softmax(sm), Op::Softmax(sm_t), Op::Embed(emb)], 1);
     let (a, b) = p.f32s(y, rows * dim);
     assert_close("layernorm", &a, &b, 1e-4);
     let (a, b) = p.f32s(scores, 2 * 7 * 1500);
     assert_close("softmax", &a, &b, 1e-6);
+    let (a, b) = p.f32s(scores_t, 2 * 8 * 1500);
+    assert_close("softmax over columns", &a, &b, 1e-6);
     let (a, b) = p.f32s(e, rows * dim);
     assert_close("embed", &a, &b, 1e-6);
 }

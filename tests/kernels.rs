@@ -254,13 +254,32 @@ fn layernorm_strided_rows() {
 fn softmax_rows_in_place() {
     let Some(mut t) = Twin::new() else { return };
     let mut rng = Rng::new(6);
-    let (z, rows, cols, row, zs) = (3usize, 71usize, 44usize, 48usize, 71 * 48 + 4);
+    let (z, rows, cols, row, zs) = (3usize, 71usize, 45usize, 48usize, 71 * 48 + 4);
     let buf = t.f32(&rng.vec(z * zs, 8.0));
-    let op = Op::Softmax(Softmax { buf, rows, cols, base: 0, row, z, z_stride: zs, scale: 0.125 });
+    let op = Op::Softmax(Softmax { buf, rows, cols, base: 0, row, col: 1, z, z_stride: zs, scale: 0.125 });
     t.run(&[op], 1);
     let (a, b) = t.read_f32(buf, z * zs);
     // Probabilities: f32 exp differences of ~1e-7 relative.
     assert_close("softmax", &a, &b, 1e-6);
+}
+
+/// The encoder's layout: vectors side by side (row 1), values a key stride apart. 72 vectors
+/// take the four-vectors-per-invocation path, 71 the one-vector path; 45 values leave a tail
+/// after the blocks of four.
+#[test]
+fn softmax_columns_in_place() {
+    let Some(mut t) = Twin::new() else { return };
+    let mut rng = Rng::new(16);
+    for rows in [72usize, 71] {
+        let (z, cols, col) = (2usize, 45usize, 80usize);
+        let zs = cols * col + 8;
+        let buf = t.f32(&rng.vec(4 + z * zs, 8.0));
+        let op = Op::Softmax(Softmax { buf, rows, cols, base: 4, row: 1, col, z, z_stride: zs, scale: 0.125 });
+        t.run(&[op], 1);
+        let (a, b) = t.read_f32(buf, 4 + z * zs);
+        // As above.
+        assert_close(&format!("softmax over columns, {rows} vectors"), &a, &b, 1e-6);
+    }
 }
 
 #[test]

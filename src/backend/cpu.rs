@@ -136,12 +136,12 @@ impl CpuBackend {
         for z in 0..op.z {
             for r in 0..op.rows {
                 let i0 = op.base + z * op.z_stride + r * op.row;
-                let v: Vec<f32> = (0..op.cols).map(|c| self.f32_at(op.buf, i0 + c) * op.scale).collect();
+                let v: Vec<f32> = (0..op.cols).map(|c| self.f32_at(op.buf, i0 + c * op.col) * op.scale).collect();
                 let m = v.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                 let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
                 let l: f32 = e.iter().sum();
                 for (c, x) in e.iter().enumerate() {
-                    self.set_f32(op.buf, i0 + c, x / l);
+                    self.set_f32(op.buf, i0 + c * op.col, x / l);
                 }
             }
         }

@@ -4,8 +4,9 @@
 //!
 //! Layouts (f32): mel input `[batch][2T + 2][n_mels]` and conv1 output `[items][2T + 2][D]`,
 //! each with a zero row at both ends (the convolutions' padding); the residual stream
-//! `[items][T][D]` and the output `[batch][T][D]`; keys transposed `[items][D][T_pad]` so the
-//! scores GEMM reads them like a weight. The batch is encoded in groups of `items` windows, as
+//! `[items][T][D]` and the output `[batch][T][D]`; queries and values transposed
+//! `[items][D][T_pad]`, so that the attention products read them like weights and the scores
+//! `[heads][T keys][T_pad queries]` are transposed too. The batch is encoded in groups of `items` windows, as
 //! many as keep every activation buffer within one binding, reusing the same activations.
 use super::ops::{rows_out, Builder, Epilogue, LN_EPS};
 use super::upload::DeviceWeights;
@@ -72,9 +73,9 @@ impl EncoderPlan {
         let conv1_out = alloc(backend, "encoder.conv1_out", items * (frames + 2) * d)?;
         let x = alloc(backend, "encoder.x", items * t * d)?;
         let hbuf = alloc(backend, "encoder.h", items * t * d)?;
-        let q = alloc(backend, "encoder.q", items * t * d)?;
-        let kt = alloc(backend, "encoder.k_t", items * d * t_pad)?;
-        let v = alloc(backend, "encoder.v", items * t * d)?;
+        let qt = alloc(backend, "encoder.q_t", items * d * t_pad)?;
+        let k = alloc(backend, "encoder.k", items * t * d)?;
+        let vt = alloc(backend, "encoder.v_t", items * d * t_pad)?;
         let attn = alloc(backend, "encoder.attn", items * t * d)?;
         let mlp = alloc(backend, "encoder.mlp", items * t * f)?;
         // Attention scores for as many heads at once as one binding holds.
@@ -115,26 +116,24 @@ impl EncoderPlan {
             let flat = |buf| Rows { buf, base: 0, row: d, outer: 0, inner: 0 };
             for blk in &w.encoder {
                 g.layer_norm(&blk.attn_ln, rows, d, x, hbuf, None);
-                // q and v row-major; k transposed per batch item: k_t[b][c][t] (rows adjacent).
-                // Rows are flattened over the batch, so the k segment maps row m = b*T + t with a
+                // k row-major; q and v transposed per batch item: q_t[b][c][t] (rows adjacent),
+                // so that attention is computed transposed (see `self_attention`). Rows are
+                // flattened over the batch, so a transposed segment maps row m = b*T + t with a
                 // row stride of 1 only within an item: done as one matmul per batch item.
                 for b in 0..n {
                     let xr = Rows { buf: hbuf, base: b * t * d, row: d, outer: 0, inner: 0 };
-                    let segs = [
-                        rows_out(q, b * t * d, d, d),
-                        OutSegment {
-                            end: 2 * d,
-                            buf: kt,
-                            elem: Elem::F32,
-                            base: b * d * t_pad,
-                            row: 1,
-                            col: t_pad,
-                            outer: 0,
-                            inner: 0,
-                            pos: 0,
-                        },
-                        rows_out(v, b * t * d, d, 3 * d),
-                    ];
+                    let transposed = |buf, end| OutSegment {
+                        end,
+                        buf,
+                        elem: Elem::F32,
+                        base: b * d * t_pad,
+                        row: 1,
+                        col: t_pad,
+                        outer: 0,
+                        inner: 0,
+                        pos: 0,
+                    };
+                    let segs = [transposed(qt, d), rows_out(k, b * t * d, d, 2 * d), transposed(vt, 3 * d)];
                     g.linear(&blk.qkv, t, xr, &segs, Epilogue::default());
                 }
                 for b in 0..n {
@@ -142,9 +141,9 @@ impl EncoderPlan {
                         self_attention(
                             &mut g,
                             AttnShape { t, t_pad, d, hd, h0, hg: group.min(h - h0), b },
-                            q,
-                            kt,
-                            v,
+                            qt,
+                            k,
+                            vt,
                             scores,
                             attn,
                         );
@@ -224,26 +223,30 @@ struct AttnShape {
     b: usize,
 }
 
-/// Scores GEMM, softmax and values GEMM for heads `h0 .. h0 + hg` of item `b`.
-fn self_attention(g: &mut Builder, s: AttnShape, q: BufId, kt: BufId, v: BufId, scores: BufId, attn: BufId) {
+/// Scores GEMM, softmax and values GEMM for heads `h0 .. h0 + hg` of item `b`, computed
+/// transposed: S^T = K Q^T, a softmax down each column, O^T = V^T P^T. The products' wide
+/// dimension is then always the T queries (never the head size), which keeps every SIMD lane
+/// of a GEMM tile busy, and the softmax reads neighbouring queries side by side.
+fn self_attention(g: &mut Builder, s: AttnShape, qt: BufId, k: BufId, vt: BufId, scores: BufId, attn: BufId) {
     let AttnShape { t, t_pad, d, hd, h0, hg, b } = s;
-    // scores[z][i][j] = q_i . k_j for heads h0 .. h0+hg
+    let transposed = |buf, inner| BOperand {
+        buf,
+        format: BFormat::F32,
+        base: b * d * t_pad + h0 * hd * t_pad,
+        k_stride: t_pad,
+        outer: 0,
+        inner,
+        scale_base: 0,
+    };
+    // scores[z][j][i] = k_j . q_i for heads h0 .. h0+hg
     g.ops.push(Op::Matmul(Matmul {
         m: t,
         n: t,
         k: hd,
         z_outer: 1,
         z_inner: hg,
-        x: Rows { buf: q, base: b * t * d + h0 * hd, row: d, outer: 0, inner: hd },
-        b: BOperand {
-            buf: kt,
-            format: BFormat::F32,
-            base: b * d * t_pad + h0 * hd * t_pad,
-            k_stride: t_pad,
-            outer: 0,
-            inner: hd * t_pad,
-            scale_base: 0,
-        },
+        x: Rows { buf: k, base: b * t * d + h0 * hd, row: d, outer: 0, inner: hd },
+        b: transposed(qt, hd * t_pad),
         bias: None,
         gelu: false,
         add: None,
@@ -251,38 +254,50 @@ fn self_attention(g: &mut Builder, s: AttnShape, q: BufId, kt: BufId, v: BufId, 
         out: vec![OutSegment { inner: t * t_pad, ..rows_out(scores, 0, t_pad, t) }],
         state: None,
     }));
+    // Over the keys j of each query i: a column of the transposed scores.
     g.ops.push(Op::Softmax(Softmax {
         buf: scores,
         rows: t,
         cols: t,
         base: 0,
-        row: t_pad,
+        row: 1,
+        col: t_pad,
         z: hg,
         z_stride: t * t_pad,
         scale: 1.0 / (hd as f32).sqrt(),
     }));
-    // attn[i][h*hd + c] = sum_j p[z][i][j] v[j][h*hd + c]
+    // attn[i][h*hd + c] = sum_j v_t[c][j] p[z][j][i]: row c of the product is dimension c.
     g.ops.push(Op::Matmul(Matmul {
-        m: t,
-        n: hd,
+        m: hd,
+        n: t,
         k: t,
         z_outer: 1,
         z_inner: hg,
-        x: Rows { buf: scores, base: 0, row: t_pad, outer: 0, inner: t * t_pad },
+        x: Rows { buf: vt, base: b * d * t_pad + h0 * hd * t_pad, row: t_pad, outer: 0, inner: hd * t_pad },
         b: BOperand {
-            buf: v,
+            buf: scores,
             format: BFormat::F32,
-            base: b * t * d + h0 * hd,
-            k_stride: d,
+            base: 0,
+            k_stride: t_pad,
             outer: 0,
-            inner: hd,
+            inner: t * t_pad,
             scale_base: 0,
         },
         bias: None,
         gelu: false,
         add: None,
         accumulate: false,
-        out: vec![OutSegment { inner: hd, ..rows_out(attn, b * t * d + h0 * hd, d, hd) }],
+        out: vec![OutSegment {
+            end: t,
+            buf: attn,
+            elem: Elem::F32,
+            base: b * t * d + h0 * hd,
+            row: 1,
+            col: d,
+            outer: 0,
+            inner: hd,
+            pos: 0,
+        }],
         state: None,
     }));
 }

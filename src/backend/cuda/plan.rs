@@ -292,15 +292,18 @@ impl Lower<'_> {
         if o.rows == 0 || o.cols == 0 || o.z == 0 {
             return Err(bad("softmax needs rows, columns and z".into()));
         }
-        let last = o.base + (o.z - 1) * o.z_stride + (o.rows - 1) * o.row + o.cols - 1;
+        let last = o.base + (o.z - 1) * o.z_stride + (o.rows - 1) * o.row + (o.cols - 1) * o.col;
         let x = self.span(o.buf, Elem::F32, last, "softmax")?;
+        // Neighbouring vectors side by side: a thread per vector reads them coalesced.
+        let per_thread = o.row == 1;
         let mut p = ArgPack::new();
         p.ptr(x.ptr);
-        for v in [o.rows, o.cols, o.base, o.row, o.z_stride] {
+        for v in [o.rows, o.cols, o.base, o.row, o.col, o.z_stride, per_thread as usize] {
             p.u32(u32_of(v, "a softmax size")?);
         }
         p.f32(o.scale);
-        let grid = [u32_of(o.rows, "rows")?, u32_of(o.z, "z")?, 1];
+        let blocks = if per_thread { o.rows.div_ceil(BLOCK as usize) } else { o.rows };
+        let grid = [u32_of(blocks, "blocks")?, u32_of(o.z, "z")?, 1];
         Ok(Launch { kernel: Kernel::Softmax, grid, block: [BLOCK, 1, 1], args: p.finish(), label: "softmax".into() })
     }
 

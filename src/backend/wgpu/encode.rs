@@ -75,9 +75,10 @@ struct SoftmaxParams {
     cols: u32,
     base: u32,
     row: u32,
+    col: u32,
     z_stride: u32,
     scale: f32,
-    _pad: [u32; 2],
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -446,30 +447,30 @@ impl Ctx<'_> {
     }
 
     fn softmax(&mut self, o: &Softmax) -> Result<Dispatch> {
-        if o.rows == 0 || o.cols == 0 || o.z == 0 || o.cols % 4 != 0 {
-            return Err(bad("softmax needs rows, z and a multiple of 4 columns".into()));
+        if o.rows == 0 || o.cols == 0 || o.z == 0 {
+            return Err(bad("softmax needs rows, columns and z".into()));
         }
-        if [o.base, o.row, o.z_stride].iter().any(|v| v % 4 != 0) {
-            return Err(bad("softmax offsets must be multiples of 4".into()));
-        }
-        let last = o.base + (o.z - 1) * o.z_stride + (o.rows - 1) * o.row + o.cols - 1;
+        let last = o.base + (o.z - 1) * o.z_stride + (o.rows - 1) * o.row + (o.cols - 1) * o.col;
         self.check_span(o.buf, Elem::F32, last, "softmax")?;
         let params = SoftmaxParams {
             rows: u32_of(o.rows, "rows")?,
             cols: u32_of(o.cols, "cols")?,
             base: u32_of(o.base, "base")?,
             row: u32_of(o.row, "row")?,
+            col: u32_of(o.col, "column stride")?,
             z_stride: u32_of(o.z_stride, "z stride")?,
             scale: o.scale,
-            _pad: [0; 2],
+            _pad: 0,
         };
         u32_of(last, "softmax index")?;
+        // Four side-by-side vectors per invocation when the layout allows one vec4 per value.
+        let quad = if o.row == 1 && [o.rows, o.col, o.base, o.z_stride].iter().all(|v| v % 4 == 0) { 4 } else { 1 };
         let wg = 64;
-        let groups = [u32_of(o.rows.div_ceil(wg), "workgroups")?, u32_of(o.z, "workgroups")?, 1];
+        let groups = [u32_of(o.rows.div_ceil(quad * wg), "workgroups")?, u32_of(o.z, "workgroups")?, 1];
         self.dispatch(
             Kernel::Softmax,
             "main",
-            vec![("WG", wg as f64)],
+            vec![("WG", wg as f64), ("QUAD", quad as f64)],
             bytemuck::bytes_of(&params),
             vec![Bind::Buf(o.buf)],
             groups,
