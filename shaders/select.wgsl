@@ -126,7 +126,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let flags = state[st + S_FLAGS];
     let ts_on = (flags & FLAG_TIMESTAMPS) != 0u && p.ts_begin != NONE;
     let sample = (flags & FLAG_SAMPLE) != 0u;
-    let inv_temp = 1.0 / max(bitcast<f32>(state[st + S_TEMPERATURE]), 1e-6);
+    // Divided, not multiplied by a reciprocal: the same rounding as the CPU and CUDA paths.
+    let temp = max(bitcast<f32>(state[st + S_TEMPERATURE]), 1e-6);
     let seed = state[st + S_SEED];
     let eot = state[st + S_EOT];
 
@@ -163,7 +164,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 if (seq_len == 0u && !is_ts) { continue; }
             }
             var score = v;
-            if (sample) { score = v * inv_temp + gumbel(seed, next_pos, t); }
+            if (sample) { score = v / temp + gumbel(seed, next_pos, t); }
             if (is_ts) {
                 ts_lse = lse_add(ts_lse, v);
                 if (better(score, t, ts_score, ts_idx)) { ts_score = score; ts_idx = t; }

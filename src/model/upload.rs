@@ -4,7 +4,7 @@ use crate::backend::Backend;
 use crate::config::ModelDims;
 use crate::graph::{BFormat, BufId, Elem, EmbeddingChunk};
 use crate::tensor::HostTensor;
-use crate::weights::{Attention, LayerNorm, Linear, ModelWeights};
+use crate::weights::{LayerNorm, Linear, ModelWeights};
 use crate::Result;
 
 /// One column chunk of a packed weight on the device.
@@ -119,8 +119,171 @@ impl DeviceWeights {
     }
 }
 
+/// A weight of a transformer block, named as in the device labels.
+#[derive(Clone, Copy, Debug)]
+enum BlockLinear {
+    Qkv,
+    AttnOut,
+    CrossQuery,
+    CrossKv,
+    CrossOut,
+    Fc1,
+    Fc2,
+}
+
+/// A layer norm of a transformer block.
+#[derive(Clone, Copy, Debug)]
+enum BlockNorm {
+    Attn,
+    Cross,
+    Mlp,
+}
+
+/// Which encoder or decoder layer a block object belongs to.
+#[derive(Clone, Copy, Debug)]
+enum Stack {
+    Encoder(usize),
+    Decoder(usize),
+}
+
+/// One matmul weight of the model.
+#[derive(Clone, Copy, Debug)]
+enum LinearSlot {
+    Conv1,
+    Conv2,
+    TokenEmbedding,
+    Block(Stack, BlockLinear),
+}
+
+/// One layer norm of the model.
+#[derive(Clone, Copy, Debug)]
+enum NormSlot {
+    Block(Stack, BlockNorm),
+    EncoderPost,
+    DecoderFinal,
+}
+
+/// One positional-embedding table.
+#[derive(Clone, Copy, Debug)]
+enum TableSlot {
+    Encoder,
+    Decoder,
+}
+
+impl Stack {
+    fn label(self) -> String {
+        match self {
+            Stack::Encoder(i) => format!("encoder.{i}"),
+            Stack::Decoder(i) => format!("decoder.{i}"),
+        }
+    }
+}
+
+impl LinearSlot {
+    fn label(self) -> String {
+        let part = |p| match p {
+            BlockLinear::Qkv => "qkv",
+            BlockLinear::AttnOut => "attn.out",
+            BlockLinear::CrossQuery => "cross.query",
+            BlockLinear::CrossKv => "cross.kv",
+            BlockLinear::CrossOut => "cross.out",
+            BlockLinear::Fc1 => "fc1",
+            BlockLinear::Fc2 => "fc2",
+        };
+        match self {
+            LinearSlot::Conv1 => "encoder.conv1".into(),
+            LinearSlot::Conv2 => "encoder.conv2".into(),
+            LinearSlot::TokenEmbedding => "decoder.token_embedding".into(),
+            LinearSlot::Block(s, p) => format!("{}.{}", s.label(), part(p)),
+        }
+    }
+}
+
+impl NormSlot {
+    fn label(self) -> String {
+        match self {
+            NormSlot::Block(s, BlockNorm::Attn) => format!("{}.attn_ln", s.label()),
+            NormSlot::Block(s, BlockNorm::Cross) => format!("{}.cross_ln", s.label()),
+            NormSlot::Block(s, BlockNorm::Mlp) => format!("{}.mlp_ln", s.label()),
+            NormSlot::EncoderPost => "encoder.ln_post".into(),
+            NormSlot::DecoderFinal => "decoder.ln".into(),
+        }
+    }
+}
+
+impl TableSlot {
+    fn label(self) -> &'static str {
+        match self {
+            TableSlot::Encoder => "encoder.positional",
+            TableSlot::Decoder => "decoder.positional",
+        }
+    }
+}
+
+/// What makes the device objects: [`Uploader`] from a checkpoint, [`Layout`] from the dims
+/// alone. [`assemble`] asks for every object once, in one order, for both.
+trait Sink {
+    fn linear(&mut self, slot: LinearSlot) -> Result<DeviceLinear>;
+    fn layer_norm(&mut self, slot: NormSlot) -> Result<DeviceLayerNorm>;
+    fn table(&mut self, slot: TableSlot) -> Result<BufId>;
+}
+
+/// The one walk over the model's objects.
+fn assemble(s: &mut dyn Sink, format: BFormat, n_audio_layer: usize, n_text_layer: usize) -> Result<DeviceWeights> {
+    use BlockLinear::*;
+    let conv1 = s.linear(LinearSlot::Conv1)?;
+    let conv2 = s.linear(LinearSlot::Conv2)?;
+    let encoder_positional = s.table(TableSlot::Encoder)?;
+    let mut encoder = Vec::new();
+    for i in 0..n_audio_layer {
+        let (at, ln) = (|p| LinearSlot::Block(Stack::Encoder(i), p), |p| NormSlot::Block(Stack::Encoder(i), p));
+        encoder.push(DeviceEncoderBlock {
+            attn_ln: s.layer_norm(ln(BlockNorm::Attn))?,
+            qkv: s.linear(at(Qkv))?,
+            out: s.linear(at(AttnOut))?,
+            mlp_ln: s.layer_norm(ln(BlockNorm::Mlp))?,
+            fc1: s.linear(at(Fc1))?,
+            fc2: s.linear(at(Fc2))?,
+        });
+    }
+    let ln_post = s.layer_norm(NormSlot::EncoderPost)?;
+    let token_embedding = s.linear(LinearSlot::TokenEmbedding)?;
+    let decoder_positional = s.table(TableSlot::Decoder)?;
+    let mut decoder = Vec::new();
+    for i in 0..n_text_layer {
+        let (at, ln) = (|p| LinearSlot::Block(Stack::Decoder(i), p), |p| NormSlot::Block(Stack::Decoder(i), p));
+        decoder.push(DeviceDecoderBlock {
+            attn_ln: s.layer_norm(ln(BlockNorm::Attn))?,
+            qkv: s.linear(at(Qkv))?,
+            out: s.linear(at(AttnOut))?,
+            cross_ln: s.layer_norm(ln(BlockNorm::Cross))?,
+            cross_q: s.linear(at(CrossQuery))?,
+            cross_kv: s.linear(at(CrossKv))?,
+            cross_out: s.linear(at(CrossOut))?,
+            mlp_ln: s.layer_norm(ln(BlockNorm::Mlp))?,
+            fc1: s.linear(at(Fc1))?,
+            fc2: s.linear(at(Fc2))?,
+        });
+    }
+    let decoder_ln = s.layer_norm(NormSlot::DecoderFinal)?;
+    Ok(DeviceWeights {
+        format,
+        conv1,
+        conv2,
+        encoder_positional,
+        encoder,
+        ln_post,
+        token_embedding,
+        decoder_positional,
+        decoder,
+        decoder_ln,
+    })
+}
+
+/// Packs and writes a checkpoint's tensors.
 struct Uploader<'a> {
     backend: &'a mut dyn Backend,
+    w: &'a ModelWeights,
     dtype: WeightDtype,
     max_bytes: u64,
 }
@@ -147,13 +310,9 @@ impl Uploader<'_> {
         Ok(out)
     }
 
-    /// Several PyTorch linears fused along the output dimension; missing biases are zeros.
-    fn linears(&mut self, label: &str, parts: &[&Linear]) -> Result<DeviceLinear> {
-        self.linears_as(label, parts, self.dtype.resolve(&parts[0].weight))
-    }
-
-    /// [`Uploader::linears`] in a given format.
-    fn linears_as(&mut self, label: &str, parts: &[&Linear], format: BFormat) -> Result<DeviceLinear> {
+    /// Several PyTorch linears fused along the output dimension, in `format`; missing biases
+    /// are zeros.
+    fn linears(&mut self, label: &str, parts: &[&Linear], format: BFormat) -> Result<DeviceLinear> {
         let weights: Vec<&HostTensor> = parts.iter().map(|l| &l.weight).collect();
         let k = weights[0].shape[1];
         let n = weights.iter().map(|w| w.shape[0]).sum();
@@ -182,95 +341,130 @@ impl Uploader<'_> {
         let bias = Some(self.f32_buffer(&format!("{label}.bias"), &b.to_f32())?);
         Ok(DeviceLinear { k, n, format, chunks, bias })
     }
+}
 
-    fn layer_norm(&mut self, label: &str, ln: &LayerNorm) -> Result<DeviceLayerNorm> {
+impl Sink for Uploader<'_> {
+    fn linear(&mut self, slot: LinearSlot) -> Result<DeviceLinear> {
+        let label = slot.label();
+        let (e, d) = (&self.w.encoder, &self.w.decoder);
+        let parts: Vec<&Linear> = match slot {
+            LinearSlot::Conv1 => return self.conv(&label, &e.conv1.weight, &e.conv1.bias),
+            LinearSlot::Conv2 => return self.conv(&label, &e.conv2.weight, &e.conv2.bias),
+            LinearSlot::TokenEmbedding => {
+                let table = Linear { weight: d.token_embedding.clone(), bias: None };
+                let format = self.dtype.resolve_embedding(&d.token_embedding);
+                return self.linears(&label, &[&table], format);
+            }
+            LinearSlot::Block(Stack::Encoder(i), p) => {
+                let b = &e.blocks[i];
+                match p {
+                    BlockLinear::Qkv => vec![&b.attn.query, &b.attn.key, &b.attn.value],
+                    BlockLinear::AttnOut => vec![&b.attn.out],
+                    BlockLinear::Fc1 => vec![&b.fc1],
+                    BlockLinear::Fc2 => vec![&b.fc2],
+                    BlockLinear::CrossQuery | BlockLinear::CrossKv | BlockLinear::CrossOut => {
+                        unreachable!("encoder blocks have no cross-attention")
+                    }
+                }
+            }
+            LinearSlot::Block(Stack::Decoder(i), p) => {
+                let b = &d.blocks[i];
+                match p {
+                    BlockLinear::Qkv => vec![&b.attn.query, &b.attn.key, &b.attn.value],
+                    BlockLinear::AttnOut => vec![&b.attn.out],
+                    BlockLinear::CrossQuery => vec![&b.cross.query],
+                    BlockLinear::CrossKv => vec![&b.cross.key, &b.cross.value],
+                    BlockLinear::CrossOut => vec![&b.cross.out],
+                    BlockLinear::Fc1 => vec![&b.fc1],
+                    BlockLinear::Fc2 => vec![&b.fc2],
+                }
+            }
+        };
+        let format = self.dtype.resolve(&parts[0].weight);
+        self.linears(&label, &parts, format)
+    }
+
+    fn layer_norm(&mut self, slot: NormSlot) -> Result<DeviceLayerNorm> {
+        let (e, d) = (&self.w.encoder, &self.w.decoder);
+        let ln: &LayerNorm = match slot {
+            NormSlot::Block(Stack::Encoder(i), BlockNorm::Attn) => &e.blocks[i].attn_ln,
+            NormSlot::Block(Stack::Encoder(i), BlockNorm::Mlp) => &e.blocks[i].mlp_ln,
+            NormSlot::Block(Stack::Encoder(_), BlockNorm::Cross) => {
+                unreachable!("encoder blocks have no cross-attention")
+            }
+            NormSlot::Block(Stack::Decoder(i), BlockNorm::Attn) => &d.blocks[i].attn_ln,
+            NormSlot::Block(Stack::Decoder(i), BlockNorm::Cross) => &d.blocks[i].cross_ln,
+            NormSlot::Block(Stack::Decoder(i), BlockNorm::Mlp) => &d.blocks[i].mlp_ln,
+            NormSlot::EncoderPost => &e.ln_post,
+            NormSlot::DecoderFinal => &d.ln,
+        };
+        let label = slot.label();
         Ok(DeviceLayerNorm {
             gamma: self.f32_buffer(&format!("{label}.weight"), &ln.weight.to_f32())?,
             beta: self.f32_buffer(&format!("{label}.bias"), &ln.bias.to_f32())?,
         })
     }
 
-    fn qkv(&mut self, label: &str, a: &Attention) -> Result<DeviceLinear> {
-        self.linears(label, &[&a.query, &a.key, &a.value])
+    fn table(&mut self, slot: TableSlot) -> Result<BufId> {
+        let t = match slot {
+            TableSlot::Encoder => &self.w.encoder.positional,
+            TableSlot::Decoder => &self.w.decoder.positional,
+        };
+        self.f32_buffer(slot.label(), &t.to_f32())
     }
 }
 
 /// Packs and uploads every weight. `dtype` picks the matmul weights' storage format.
 pub fn upload(backend: &mut dyn Backend, w: &ModelWeights, dtype: WeightDtype) -> Result<DeviceWeights> {
     let max_bytes = backend.max_binding_bytes();
-    let mut u = Uploader { backend, dtype, max_bytes };
-    let e = &w.encoder;
-    let d = &w.decoder;
-    let format = dtype.resolve_embedding(&d.token_embedding);
-    let conv1 = u.conv("encoder.conv1", &e.conv1.weight, &e.conv1.bias)?;
-    let conv2 = u.conv("encoder.conv2", &e.conv2.weight, &e.conv2.bias)?;
-    let encoder_positional = u.f32_buffer("encoder.positional", &e.positional.to_f32())?;
-    let mut encoder = Vec::new();
-    for (i, b) in e.blocks.iter().enumerate() {
-        let p = format!("encoder.{i}");
-        encoder.push(DeviceEncoderBlock {
-            attn_ln: u.layer_norm(&format!("{p}.attn_ln"), &b.attn_ln)?,
-            qkv: u.qkv(&format!("{p}.qkv"), &b.attn)?,
-            out: u.linears(&format!("{p}.attn.out"), &[&b.attn.out])?,
-            mlp_ln: u.layer_norm(&format!("{p}.mlp_ln"), &b.mlp_ln)?,
-            fc1: u.linears(&format!("{p}.fc1"), &[&b.fc1])?,
-            fc2: u.linears(&format!("{p}.fc2"), &[&b.fc2])?,
-        });
-    }
-    let ln_post = u.layer_norm("encoder.ln_post", &e.ln_post)?;
-    let token_embedding = u.linears_as(
-        "decoder.token_embedding",
-        &[&Linear { weight: d.token_embedding.clone(), bias: None }],
-        dtype.resolve_embedding(&d.token_embedding),
-    )?;
-    let decoder_positional = u.f32_buffer("decoder.positional", &d.positional.to_f32())?;
-    let mut decoder = Vec::new();
-    for (i, b) in d.blocks.iter().enumerate() {
-        let p = format!("decoder.{i}");
-        decoder.push(DeviceDecoderBlock {
-            attn_ln: u.layer_norm(&format!("{p}.attn_ln"), &b.attn_ln)?,
-            qkv: u.qkv(&format!("{p}.qkv"), &b.attn)?,
-            out: u.linears(&format!("{p}.attn.out"), &[&b.attn.out])?,
-            cross_ln: u.layer_norm(&format!("{p}.cross_ln"), &b.cross_ln)?,
-            cross_q: u.linears(&format!("{p}.cross.query"), &[&b.cross.query])?,
-            cross_kv: u.linears(&format!("{p}.cross.kv"), &[&b.cross.key, &b.cross.value])?,
-            cross_out: u.linears(&format!("{p}.cross.out"), &[&b.cross.out])?,
-            mlp_ln: u.layer_norm(&format!("{p}.mlp_ln"), &b.mlp_ln)?,
-            fc1: u.linears(&format!("{p}.fc1"), &[&b.fc1])?,
-            fc2: u.linears(&format!("{p}.fc2"), &[&b.fc2])?,
-        });
-    }
-    let decoder_ln = u.layer_norm("decoder.ln", &d.ln)?;
-    Ok(DeviceWeights {
-        format,
-        conv1,
-        conv2,
-        encoder_positional,
-        encoder,
-        ln_post,
-        token_embedding,
-        decoder_positional,
-        decoder,
-        decoder_ln,
-    })
+    let format = dtype.resolve_embedding(&w.decoder.token_embedding);
+    let mut u = Uploader { backend, w, dtype, max_bytes };
+    assemble(&mut u, format, w.encoder.blocks.len(), w.decoder.blocks.len())
 }
 
 /// Makes zero-filled buffers shaped as [`upload`] would fill them (see [`layout`]).
 struct Layout<'a> {
     backend: &'a mut dyn Backend,
+    dims: &'a ModelDims,
+    format: BFormat,
     max_bytes: u64,
 }
 
 impl Layout<'_> {
-    fn linear(&mut self, label: &str, k: usize, n: usize, format: BFormat, bias: bool) -> Result<DeviceLinear> {
+    fn f32(&mut self, label: &str, len: usize) -> Result<BufId> {
+        self.backend.create_buffer(label, Elem::F32, len)
+    }
+}
+
+impl Sink for Layout<'_> {
+    fn linear(&mut self, slot: LinearSlot) -> Result<DeviceLinear> {
+        let dims = self.dims;
+        let (d, dt) = (dims.n_audio_state, dims.n_text_state);
+        // Convolutions are F16 when the linears are int8, as a half-precision checkpoint keeps them.
+        let conv_format = if self.format == BFormat::I8 { BFormat::F16 } else { self.format };
+        let block = |width: usize, mlp: usize, p| match p {
+            BlockLinear::Qkv => (width, 3 * width),
+            BlockLinear::AttnOut | BlockLinear::CrossQuery | BlockLinear::CrossOut => (width, width),
+            BlockLinear::CrossKv => (width, 2 * width),
+            BlockLinear::Fc1 => (width, mlp),
+            BlockLinear::Fc2 => (mlp, width),
+        };
+        let ((k, n), format, bias) = match slot {
+            LinearSlot::Conv1 => ((3 * dims.n_mels, d), conv_format, true),
+            LinearSlot::Conv2 => ((3 * d, d), conv_format, true),
+            LinearSlot::TokenEmbedding => ((dt, dims.n_vocab), self.format, false),
+            LinearSlot::Block(Stack::Encoder(_), p) => (block(d, dims.n_audio_mlp, p), self.format, true),
+            LinearSlot::Block(Stack::Decoder(_), p) => (block(dt, dims.n_text_mlp, p), self.format, true),
+        };
+        let label = slot.label();
         let mut chunks = Vec::new();
         for (col_start, cols) in chunk_layout(k, n, format, self.max_bytes)? {
             let n_pad = cols.next_multiple_of(16);
             let (buf, scale_base) = match format {
-                BFormat::F16 => (self.backend.create_buffer(label, Elem::F16, k * n_pad)?, 0),
-                BFormat::F32 => (self.backend.create_buffer(label, Elem::F32, k * n_pad)?, 0),
+                BFormat::F16 => (self.backend.create_buffer(&label, Elem::F16, k * n_pad)?, 0),
+                BFormat::F32 => (self.backend.create_buffer(&label, Elem::F32, k * n_pad)?, 0),
                 // Bytes, then one f32 scale per column (as `quantize_i8` lays them out).
-                BFormat::I8 => (self.backend.create_buffer(label, Elem::U32, k * n_pad / 4 + n_pad)?, k * n_pad / 4),
+                BFormat::I8 => (self.backend.create_buffer(&label, Elem::U32, k * n_pad / 4 + n_pad)?, k * n_pad / 4),
             };
             chunks.push(WeightChunk { buf, col_start, cols, n_pad, scale_base });
         }
@@ -278,12 +472,24 @@ impl Layout<'_> {
         Ok(DeviceLinear { k, n, format, chunks, bias })
     }
 
-    fn f32(&mut self, label: &str, len: usize) -> Result<BufId> {
-        self.backend.create_buffer(label, Elem::F32, len)
+    fn layer_norm(&mut self, slot: NormSlot) -> Result<DeviceLayerNorm> {
+        let dim = match slot {
+            NormSlot::Block(Stack::Encoder(_), _) | NormSlot::EncoderPost => self.dims.n_audio_state,
+            NormSlot::Block(Stack::Decoder(_), _) | NormSlot::DecoderFinal => self.dims.n_text_state,
+        };
+        let label = slot.label();
+        Ok(DeviceLayerNorm {
+            gamma: self.f32(&format!("{label}.weight"), dim)?,
+            beta: self.f32(&format!("{label}.bias"), dim)?,
+        })
     }
 
-    fn layer_norm(&mut self, label: &str, dim: usize) -> Result<DeviceLayerNorm> {
-        Ok(DeviceLayerNorm { gamma: self.f32(label, dim)?, beta: self.f32(label, dim)? })
+    fn table(&mut self, slot: TableSlot) -> Result<BufId> {
+        let len = match slot {
+            TableSlot::Encoder => self.dims.n_audio_ctx * self.dims.n_audio_state,
+            TableSlot::Decoder => self.dims.n_text_ctx * self.dims.n_text_state,
+        };
+        self.f32(slot.label(), len)
     }
 }
 
@@ -293,55 +499,6 @@ impl Layout<'_> {
 /// half-precision checkpoint would keep them.
 pub fn layout(backend: &mut dyn Backend, dims: &ModelDims, format: BFormat) -> Result<DeviceWeights> {
     let max_bytes = backend.max_binding_bytes();
-    let mut l = Layout { backend, max_bytes };
-    let (d, nm) = (dims.n_audio_state, dims.n_mels);
-    let conv_format = if format == BFormat::I8 { BFormat::F16 } else { format };
-    let conv1 = l.linear("encoder.conv1", 3 * nm, d, conv_format, true)?;
-    let conv2 = l.linear("encoder.conv2", 3 * d, d, conv_format, true)?;
-    let encoder_positional = l.f32("encoder.positional", dims.n_audio_ctx * d)?;
-    let mut encoder = Vec::new();
-    for i in 0..dims.n_audio_layer {
-        let p = format!("encoder.{i}");
-        encoder.push(DeviceEncoderBlock {
-            attn_ln: l.layer_norm(&format!("{p}.attn_ln"), d)?,
-            qkv: l.linear(&format!("{p}.qkv"), d, 3 * d, format, true)?,
-            out: l.linear(&format!("{p}.attn.out"), d, d, format, true)?,
-            mlp_ln: l.layer_norm(&format!("{p}.mlp_ln"), d)?,
-            fc1: l.linear(&format!("{p}.fc1"), d, dims.n_audio_mlp, format, true)?,
-            fc2: l.linear(&format!("{p}.fc2"), dims.n_audio_mlp, d, format, true)?,
-        });
-    }
-    let ln_post = l.layer_norm("encoder.ln_post", d)?;
-    let dt = dims.n_text_state;
-    let token_embedding = l.linear("decoder.token_embedding", dt, dims.n_vocab, format, false)?;
-    let decoder_positional = l.f32("decoder.positional", dims.n_text_ctx * dt)?;
-    let mut decoder = Vec::new();
-    for i in 0..dims.n_text_layer {
-        let p = format!("decoder.{i}");
-        decoder.push(DeviceDecoderBlock {
-            attn_ln: l.layer_norm(&format!("{p}.attn_ln"), dt)?,
-            qkv: l.linear(&format!("{p}.qkv"), dt, 3 * dt, format, true)?,
-            out: l.linear(&format!("{p}.attn.out"), dt, dt, format, true)?,
-            cross_ln: l.layer_norm(&format!("{p}.cross_ln"), dt)?,
-            cross_q: l.linear(&format!("{p}.cross.query"), dt, dt, format, true)?,
-            cross_kv: l.linear(&format!("{p}.cross.kv"), dt, 2 * dt, format, true)?,
-            cross_out: l.linear(&format!("{p}.cross.out"), dt, dt, format, true)?,
-            mlp_ln: l.layer_norm(&format!("{p}.mlp_ln"), dt)?,
-            fc1: l.linear(&format!("{p}.fc1"), dt, dims.n_text_mlp, format, true)?,
-            fc2: l.linear(&format!("{p}.fc2"), dims.n_text_mlp, dt, format, true)?,
-        });
-    }
-    let decoder_ln = l.layer_norm("decoder.ln", dt)?;
-    Ok(DeviceWeights {
-        format,
-        conv1,
-        conv2,
-        encoder_positional,
-        encoder,
-        ln_post,
-        token_embedding,
-        decoder_positional,
-        decoder,
-        decoder_ln,
-    })
+    let mut l = Layout { backend, dims, format, max_bytes };
+    assemble(&mut l, format, dims.n_audio_layer, dims.n_text_layer)
 }
