@@ -8,9 +8,9 @@
 //   1 x       storage  array<vec4<f32>>  value c of vector r in block z at element
 //                                        base + z * z_stride + r * row + c * col
 // Dispatch: (ceil(rows / QUAD / WG), z_count, 1). Each invocation owns QUAD vectors: 4 side by
-// side (row = 1; rows, col, base and z_stride multiples of 4: one vec4 load per value), or 1
-// (any layout). An online pass takes the maximum and the sum of exponentials, four values at a
-// time; a second pass writes the probabilities.
+// side (row = 1; rows, col, base and z_stride multiples of 4: one vec4 load per value, four
+// values at a time), or 1 (any layout, one value at a time). An online pass takes the maximum
+// and the sum of exponentials; a second pass writes the probabilities.
 
 struct Params { rows: u32, cols: u32, base: u32, row: u32, col: u32, z_stride: u32, scale: f32, _p0: u32 }
 
@@ -22,13 +22,6 @@ fn store_at(i: u32, v: f32) { x[i >> 2u][i & 3u] = v; }
 
 override WG: u32 = 64u;
 override QUAD: u32 = 1u; // vectors per invocation: 4 (side by side) or 1
-
-// Values c .. c+3 of the invocation's vectors: a lane per vector when QUAD = 4, or the four
-// values of the one vector.
-fn load4(i: u32) -> vec4<f32> {
-    if (QUAD == 4u) { return x[i >> 2u]; }
-    return vec4<f32>(value_at(i), value_at(i + p.col), value_at(i + 2u * p.col), value_at(i + 3u * p.col));
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -42,10 +35,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         var i = i0;
         for (var c = 0u; c < p.cols; c += 4u) {
             // Four values of each vector (the tail repeats value c, masked out below).
-            let v0 = load4(i) * p.scale;
-            let v1 = load4(i + select(0u, p.col, c + 1u < p.cols)) * p.scale;
-            let v2 = load4(i + select(0u, 2u * p.col, c + 2u < p.cols)) * p.scale;
-            let v3 = load4(i + select(0u, 3u * p.col, c + 3u < p.cols)) * p.scale;
+            let v0 = x[i >> 2u] * p.scale;
+            let v1 = x[(i + select(0u, p.col, c + 1u < p.cols)) >> 2u] * p.scale;
+            let v2 = x[(i + select(0u, 2u * p.col, c + 2u < p.cols)) >> 2u] * p.scale;
+            let v3 = x[(i + select(0u, 3u * p.col, c + 3u < p.cols)) >> 2u] * p.scale;
             i += 4u * p.col;
             let mn = max(m, max(max(v0, v1), max(v2, v3)));
             var e = exp(v0 - mn);
@@ -58,24 +51,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let inv = 1.0 / s;
         i = i0;
         for (var c = 0u; c < p.cols; c++) {
-            x[i >> 2u] = exp(load4(i) * p.scale - m) * inv;
+            x[i >> 2u] = exp(x[i >> 2u] * p.scale - m) * inv;
             i += p.col;
         }
         return;
     }
-    let n4 = p.cols / 4u;
+    // One vector: an online pass, then the probabilities.
     var m = -3.0e38;
     var l = 0.0;
     var i = i0;
-    for (var c = 0u; c < n4; c++) {
-        let v = load4(i) * p.scale;
-        i += 4u * p.col;
-        let mv = max(max(v.x, v.y), max(v.z, v.w));
-        if (mv > m) { l *= exp(m - mv); m = mv; }
-        let e = exp(v - m);
-        l += e.x + e.y + e.z + e.w;
-    }
-    for (var c = 4u * n4; c < p.cols; c++) {
+    for (var c = 0u; c < p.cols; c++) {
         let v = value_at(i) * p.scale;
         i += p.col;
         if (v > m) { l *= exp(m - v); m = v; }

@@ -5,9 +5,10 @@
 //! Layouts (f32): mel input `[batch][2T + 2][n_mels]` and conv1 output `[items][2T + 2][D]`,
 //! each with a zero row at both ends (the convolutions' padding); the residual stream
 //! `[items][T][D]` and the output `[batch][T][D]`; queries and values transposed
-//! `[items][D][T_pad]`, so that the attention products read them like weights and the scores
-//! `[heads][T keys][T_pad queries]` are transposed too. The batch is encoded in groups of `items` windows, as
-//! many as keep every activation buffer within one binding, reusing the same activations.
+//! `[items][D][T_pad]` and the scores `[heads][T keys][T_pad queries]`, because attention is
+//! computed transposed (see `self_attention`). The batch is encoded in groups of `items`
+//! windows, as many as keep every activation buffer within one binding, reusing the same
+//! activations.
 use super::ops::{rows_out, Builder, Epilogue, LN_EPS};
 use super::upload::DeviceWeights;
 use crate::backend::{Backend, PlanId};
@@ -229,15 +230,8 @@ struct AttnShape {
 /// of a GEMM tile busy, and the softmax reads neighbouring queries side by side.
 fn self_attention(g: &mut Builder, s: AttnShape, qt: BufId, k: BufId, vt: BufId, scores: BufId, attn: BufId) {
     let AttnShape { t, t_pad, d, hd, h0, hg, b } = s;
-    let transposed = |buf, inner| BOperand {
-        buf,
-        format: BFormat::F32,
-        base: b * d * t_pad + h0 * hd * t_pad,
-        k_stride: t_pad,
-        outer: 0,
-        inner,
-        scale_base: 0,
-    };
+    // Where head h0's dimension 0 starts in a transposed `[D][T_pad]` buffer of item b.
+    let head_t = b * d * t_pad + h0 * hd * t_pad;
     // scores[z][j][i] = k_j . q_i for heads h0 .. h0+hg
     g.ops.push(Op::Matmul(Matmul {
         m: t,
@@ -246,7 +240,15 @@ fn self_attention(g: &mut Builder, s: AttnShape, qt: BufId, k: BufId, vt: BufId,
         z_outer: 1,
         z_inner: hg,
         x: Rows { buf: k, base: b * t * d + h0 * hd, row: d, outer: 0, inner: hd },
-        b: transposed(qt, hd * t_pad),
+        b: BOperand {
+            buf: qt,
+            format: BFormat::F32,
+            base: head_t,
+            k_stride: t_pad,
+            outer: 0,
+            inner: hd * t_pad,
+            scale_base: 0,
+        },
         bias: None,
         gelu: false,
         add: None,
@@ -273,7 +275,7 @@ fn self_attention(g: &mut Builder, s: AttnShape, qt: BufId, k: BufId, vt: BufId,
         k: t,
         z_outer: 1,
         z_inner: hg,
-        x: Rows { buf: vt, base: b * d * t_pad + h0 * hd * t_pad, row: t_pad, outer: 0, inner: hd * t_pad },
+        x: Rows { buf: vt, base: head_t, row: t_pad, outer: 0, inner: hd * t_pad },
         b: BOperand {
             buf: scores,
             format: BFormat::F32,
