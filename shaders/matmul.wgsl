@@ -25,7 +25,9 @@
 //   main    (GEMM) dispatch (ceil(n / 16 / WG_X), ceil(m / ROWS / WG_Y), z_outer * z_inner),
 //           workgroup (WG_X, WG_Y, 1). Each invocation computes ROWS (= MAX_ROWS) rows x 16
 //           columns: per k it reads 32 (f16) or 64 (f32) contiguous bytes of b (int8: 32 bytes
-//           per pair of k), neighbouring invocations reading neighbouring blocks.
+//           per pair of k), neighbouring invocations reading neighbouring blocks. On devices
+//           with 8-lane subgroups (shaders/subgroup8.wgsl is prepended) the host makes WG_Y = 1,
+//           and the x rows, the same for every lane, are loaded once per subgroup and broadcast.
 //   matvec  (decode rows, m <= MV_MAX_ROWS, no batch) dispatch (ceil(n / 8 / WG_X), 1, 1),
 //           workgroup (WG_X, KSPLIT, 1); see its own comment below.
 
@@ -77,6 +79,9 @@ const STATE_DONE: u32 = 2u;
 // The accumulator arrays are exactly the tile: an array larger than the rows it holds is not
 // kept in registers by lavapipe (measured 3.5x slower).
 const MAX_ROWS: u32 = 16u;
+// GEMM rows' x shared through 8-lane subgroup broadcasts (shaders/subgroup8.wgsl). Needs all
+// of a subgroup's lanes on the same rows, which one-row-group workgroups (WG_Y = 1) give.
+override SHARE_X: bool = SG8 && ROWS == 16u && WG_Y == 1u;
 
 fn load_b(i4: u32) -> array<vec4<f32>, 4> {
     var w: array<vec4<f32>, 4>;
@@ -123,6 +128,9 @@ fn gelu(v: f32) -> f32 {
     let erf_v = select(-erf_abs, erf_abs, v >= 0.0);
     return 0.5 * v * (1.0 + erf_v);
 }
+
+// a + w * s, in that order (the CPU reference's order).
+fn madd(w: vec4<f32>, s: f32, a: vec4<f32>) -> vec4<f32> { return a + w * s; }
 
 fn row_done(m: u32) -> bool {
     return USE_STATE && state[m * STATE_WORDS + STATE_DONE] != 0u;
@@ -194,7 +202,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let blk = gid.x;
     let col0 = blk * 16u;
     let row0 = gid.y * ROWS;
-    if (col0 >= p.n || row0 >= p.m) { return; }
+    // With shared x rows, invocations past the last column stay to the end of the k loop
+    // (their lanes serve the broadcasts), loading the last block and storing nothing.
+    let lane = sg8_lane();
+    let share_x = SHARE_X && lane < 8u;
+    let live = col0 < p.n;
+    let subgroup_live = sg8_any(live);
+    if (row0 >= p.m || !(live || (share_x && subgroup_live))) { return; }
     let zo = gid.z / p.z_inner;
     let zi = gid.z % p.z_inner;
     if (USE_STATE) {
@@ -212,40 +226,52 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         xoff[r] = (x0 + min(row0 + r, p.m - 1u) * p.x_row) / 4u;
     }
     let per_blk = select(4u, 2u, B_FMT != 0u);
-    var bi = p.b_base4 + zo * p.b_outer4 + zi * p.b_inner4 + blk * per_blk;
+    var bi = p.b_base4 + zo * p.b_outer4 + zi * p.b_inner4 + min(blk, (p.n - 1u) / 16u) * per_blk;
 
     var acc: array<array<vec4<f32>, 4>, MAX_ROWS>;
     for (var k4 = 0u; k4 < p.k / 4u; k4++) {
         var xv: array<vec4<f32>, MAX_ROWS>;
-        for (var r = 0u; r < ROWS; r++) { xv[r] = x[xoff[r] + k4]; }
+        if (share_x) {
+            // Lane l loads rows l and l + 8 (ROWS = 16) and the subgroup hands them round.
+            let lo = bcast8(x[xoff[lane] + k4]);
+            let hi = bcast8(x[xoff[lane + 8u] + k4]);
+            for (var r = 0u; r < 8u; r++) {
+                xv[r] = lo[r];
+                xv[r + 8u] = hi[r];
+            }
+        } else {
+            for (var r = 0u; r < ROWS; r++) { xv[r] = x[xoff[r] + k4]; }
+        }
         if (B_FMT == 2u) {
-            // b_k4 steps over a pair of k-rows.
-            for (var kp = 0u; kp < 2u; kp++) {
-                let w = load_b_i8(bi);
-                bi += p.b_k4;
-                for (var r = 0u; r < ROWS; r++) {
-                    let s0 = xv[r][2u * kp];
-                    let s1 = xv[r][2u * kp + 1u];
-                    acc[r][0] += w[0] * s0 + w[4] * s1;
-                    acc[r][1] += w[1] * s0 + w[5] * s1;
-                    acc[r][2] += w[2] * s0 + w[6] * s1;
-                    acc[r][3] += w[3] * s0 + w[7] * s1;
+            // b_k4 steps over a pair of k-rows; both pairs of the step are written out (below).
+            let wa = load_b_i8(bi);
+            let wb = load_b_i8(bi + p.b_k4);
+            bi += 2u * p.b_k4;
+            for (var r = 0u; r < ROWS; r++) {
+                let s = xv[r];
+                for (var c = 0u; c < 4u; c++) {
+                    acc[r][c] = (acc[r][c] + (wa[c] * s.x + wa[c + 4u] * s.y)) + (wb[c] * s.z + wb[c + 4u] * s.w);
                 }
             }
         } else {
-            for (var kk = 0u; kk < 4u; kk++) {
-                let w = load_b(bi);
-                bi += p.b_k4;
-                for (var r = 0u; r < ROWS; r++) {
-                    let s = xv[r][kk];
-                    acc[r][0] += w[0] * s;
-                    acc[r][1] += w[1] * s;
-                    acc[r][2] += w[2] * s;
-                    acc[r][3] += w[3] * s;
+            // The four k of a step are written out, not looped over: lavapipe blends every
+            // loop-carried value with the loop's lane mask once per iteration (a vblendvps per
+            // accumulator), so one iteration per four k quarters those blends (-23% encoder).
+            let w0 = load_b(bi);
+            let w1 = load_b(bi + p.b_k4);
+            let w2 = load_b(bi + 2u * p.b_k4);
+            let w3 = load_b(bi + 3u * p.b_k4);
+            bi += 4u * p.b_k4;
+            for (var r = 0u; r < ROWS; r++) {
+                let s = xv[r];
+                for (var c = 0u; c < 4u; c++) {
+                    acc[r][c] = madd(w3[c], s.w, madd(w2[c], s.z, madd(w1[c], s.y, madd(w0[c], s.x, acc[r][c]))));
                 }
             }
         }
     }
+
+    if (!live) { return; }
 
     // The block's segment (segment boundaries are multiples of 16, checked by the host).
     var s = 0u;

@@ -648,6 +648,79 @@ fn matmul_int8_weights_and_embedding() {
     assert_close("int8 embed", &a, &b, 1e-6);
 }
 
+/// The GEMM with its x rows shared through 8-lane subgroups (lavapipe) computes bit for bit
+/// what the plain loads do, and both match the reference: shapes with one row group per
+/// workgroup (where sharing applies), partly filled last subgroups (lanes past the last column
+/// serve broadcasts without storing), every weight format, and a tile with fewer than 16 rows.
+#[test]
+fn matmul_shared_rows_match_plain_loads() {
+    use whisper_wgpu::backend::wgpu::WgpuOptions;
+    use whisper_wgpu::backend::Backend;
+    let Some(mut t) = Twin::new() else { return };
+    let Some(mut plain) = gpu_with(&WgpuOptions { no_subgroups: true, ..Default::default() }) else { return };
+    if t.gpu.adapter().name.contains("llvmpipe") {
+        assert!(t.gpu.uses_subgroups(), "lavapipe has 8-lane subgroups: the shared path must be under test");
+    }
+    assert!(!plain.uses_subgroups());
+    let mut rng = Rng::new(31);
+    for &(m, n, k) in &[(21usize, 1100usize, 64usize), (7, 200, 36), (40, 45, 20), (16, 1024, 8)] {
+        for format in [BFormat::F32, BFormat::F16, BFormat::I8] {
+            let x = rng.vec(m * k, 1.0);
+            let w = rng.vec(n * k, 0.3);
+            let n_pad = n.next_multiple_of(16);
+            // The plain backend gets the same buffers (so the same ids) and contents.
+            let mut both = |elem: Elem, len: usize, bytes: &[u8]| {
+                let id = t.buffer(elem, len, bytes);
+                assert_eq!(plain.create_buffer("t", elem, len).unwrap(), id);
+                if !bytes.is_empty() {
+                    plain.write(id, 0, bytes).unwrap();
+                }
+                id
+            };
+            let (b_buf, scale_base) = match format {
+                BFormat::I8 => {
+                    let (words, scale_base) = quantize_i8(k, n_pad, n, |kk, c| w[c * k + kk]);
+                    (both(Elem::U32, words.len(), bytemuck::cast_slice(&words)), scale_base)
+                }
+                BFormat::F16 => {
+                    let wp = pack_kmajor(&w, n, k).0;
+                    (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
+                }
+                BFormat::F32 => {
+                    let wp = pack_kmajor(&w, n, k).0;
+                    (both(Elem::F32, wp.len(), bytemuck::cast_slice(&wp)), 0)
+                }
+            };
+            let xb = both(Elem::F32, x.len(), bytemuck::cast_slice(&x));
+            let y = both(Elem::F32, m * n, &[]);
+            let op = Op::Matmul(Matmul {
+                m,
+                n,
+                k,
+                z_outer: 1,
+                z_inner: 1,
+                x: Rows { buf: xb, base: 0, row: k, outer: 0, inner: 0 },
+                b: BOperand { buf: b_buf, format, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base },
+                bias: None,
+                gelu: false,
+                add: None,
+                accumulate: false,
+                out: vec![seg(n, y, Elem::F32, 0, n, 1)],
+                state: None,
+            });
+            t.run(std::slice::from_ref(&op), 1);
+            let plan = plain.compile(&[op]).unwrap();
+            plain.run(plan, 1).unwrap();
+            let (reference, shared) = t.read_f32(y, m * n);
+            let unshared = plain.read_f32(y, 0, m * n).unwrap();
+            let what = format!("{format:?} matmul {m}x{n}x{k}");
+            assert_close(&what, &reference, &shared, TOL);
+            assert!(shared == unshared, "{what}: shared and plain x loads differ");
+            assert!(reference.iter().any(|v| v.abs() > 0.1), "{what}: reference output is degenerate");
+        }
+    }
+}
+
 /// The mat-vec entry point (decode rows, m <= 8): every weight format, split-K shapes (small n,
 /// long k) and wide ones, the fused epilogue (bias, GELU, residual accumulate), strided input
 /// rows and a finished row that must be left alone.

@@ -84,6 +84,8 @@ pub struct GpuDevice {
     pub uncaptured: Arc<Mutex<Option<String>>>,
     /// Set by the device-lost callback.
     pub lost: Arc<Mutex<Option<String>>>,
+    /// The device has subgroup operations, always 8 lanes wide (lavapipe on 256-bit SIMD).
+    pub subgroup8: bool,
 }
 
 impl GpuDevice {
@@ -117,8 +119,15 @@ impl GpuDevice {
             required_limits: limits.clone(),
             ..Default::default()
         };
-        // Timestamps let the benchmark attribute device time; everything else is core WebGPU.
+        // Timestamps let the benchmark attribute device time; subgroups let the GEMM share loads
+        // on 8-lane devices (shaders/subgroup8.wgsl). Everything else is core WebGPU.
+        let subgroup8 = adapter.features().contains(wgpu::Features::SUBGROUP)
+            && adapter.get_info().subgroup_min_size == 8
+            && adapter.get_info().subgroup_max_size == 8;
         desc.required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        if subgroup8 {
+            desc.required_features |= wgpu::Features::SUBGROUP;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", adapter.get_info().name)))?;
         let uncaptured = Arc::new(Mutex::new(None));
@@ -133,7 +142,7 @@ impl GpuDevice {
             let mut s = lost_slot.lock().unwrap_or_else(|p| p.into_inner());
             s.get_or_insert_with(|| format!("{reason:?}: {msg}"));
         });
-        Ok(GpuDevice { device, queue, adapter: summary(picked, adapter), limits, uncaptured, lost })
+        Ok(GpuDevice { device, queue, adapter: summary(picked, adapter), limits, uncaptured, lost, subgroup8 })
     }
 
     /// Turns a lost device or an uncaught error into an `Err`, once.

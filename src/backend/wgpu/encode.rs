@@ -363,9 +363,15 @@ impl Ctx<'_> {
             let blocks = o.n.div_ceil(16);
             let row_groups = o.m.div_ceil(rows_per_inv);
             // 64 invocations when the shape allows, spread over rows when the columns are few
-            // (lavapipe runs 8 lanes at a time: idle lanes are wasted SIMD width).
-            let wg_x = blocks.next_power_of_two().clamp(8, 64);
-            let wg_y = (64 / wg_x).min(row_groups.next_power_of_two()).max(1);
+            // (lavapipe runs 8 lanes at a time: idle lanes are wasted SIMD width). Sharing x
+            // through subgroups needs one row group per workgroup: then narrow layers take
+            // workgroups of one subgroup instead.
+            let (wg_x, wg_y) = if self.backend.subgroup8 {
+                (if blocks >= 64 { 64 } else { 8 }, 1)
+            } else {
+                let wg_x = blocks.next_power_of_two().clamp(8, 64);
+                (wg_x, (64 / wg_x).min(row_groups.next_power_of_two()).max(1))
+            };
             let groups = [
                 u32_of(blocks.div_ceil(wg_x), "workgroups")?,
                 u32_of(row_groups.div_ceil(wg_y), "workgroups")?,

@@ -24,12 +24,21 @@ enum Slot {
 }
 
 impl Kernel {
-    fn source(self) -> &'static str {
+    /// The WGSL of this kernel; `subgroup8`: the device runs 8-lane subgroups (see
+    /// shaders/subgroup8.wgsl), which the GEMM uses to share its x rows.
+    fn source(self, subgroup8: bool) -> &'static str {
         match self {
             // f16.wgsl is a function library the f16-reading kernels share.
-            Kernel::Matmul => {
-                concat!(include_str!("../../../shaders/f16.wgsl"), include_str!("../../../shaders/matmul.wgsl"))
-            }
+            Kernel::Matmul if subgroup8 => concat!(
+                include_str!("../../../shaders/f16.wgsl"),
+                include_str!("../../../shaders/subgroup8.wgsl"),
+                include_str!("../../../shaders/matmul.wgsl")
+            ),
+            Kernel::Matmul => concat!(
+                include_str!("../../../shaders/f16.wgsl"),
+                include_str!("../../../shaders/subgroup_none.wgsl"),
+                include_str!("../../../shaders/matmul.wgsl")
+            ),
             Kernel::LayerNorm => include_str!("../../../shaders/layernorm.wgsl"),
             Kernel::Softmax => include_str!("../../../shaders/softmax.wgsl"),
             Kernel::Embed => include_str!("../../../shaders/embed.wgsl"),
@@ -106,13 +115,13 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    pub fn new(gpu: &GpuDevice, checks: ShaderChecks) -> Result<Kernels> {
+    pub fn new(gpu: &GpuDevice, checks: ShaderChecks, subgroup8: bool) -> Result<Kernels> {
         let mut modules = HashMap::new();
         let mut layouts = HashMap::new();
         for k in Kernel::ALL {
             let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(k.name()),
-                source: wgpu::ShaderSource::Wgsl(k.source().into()),
+                source: wgpu::ShaderSource::Wgsl(k.source(subgroup8).into()),
             };
             let module = gpu.scoped(&format!("compiling {k:?} shader"), || match checks {
                 ShaderChecks::Checked => gpu.device.create_shader_module(desc),

@@ -27,6 +27,8 @@ pub struct WgpuOptions {
     pub shader_checks: ShaderChecks,
     /// Pretend the device's largest binding is this many bytes (tests of tensor splitting).
     pub max_binding_bytes: Option<u64>,
+    /// Leave subgroup operations unused even where the device has them (tests compare both).
+    pub no_subgroups: bool,
 }
 
 pub struct WgpuBackend {
@@ -44,13 +46,17 @@ pub struct WgpuBackend {
     /// Widen f16 with integer ops (`SOFT_F16` in shaders/f16.wgsl): on CPU adapters, where
     /// lavapipe's `unpack2x16float` is slow.
     soft_f16: bool,
+    /// The GEMM shares its x rows through 8-lane subgroups (shaders/subgroup8.wgsl), which
+    /// wants one row group per workgroup.
+    subgroup8: bool,
 }
 
 impl WgpuBackend {
     pub fn new(options: &WgpuOptions) -> Result<WgpuBackend> {
         let gpu = GpuDevice::open(&options.adapter)?;
         let soft_f16 = gpu.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu);
-        let kernels = Kernels::new(&gpu, options.shader_checks)?;
+        let subgroup8 = gpu.subgroup8 && !options.no_subgroups;
+        let kernels = Kernels::new(&gpu, options.shader_checks, subgroup8)?;
         let dummy = |label| {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -74,11 +80,17 @@ impl WgpuBackend {
             counters: Counters::default(),
             max_binding,
             soft_f16,
+            subgroup8,
         })
     }
 
     pub fn adapter(&self) -> &AdapterSummary {
         &self.gpu.adapter
+    }
+
+    /// Whether the GEMM shares its x rows through 8-lane subgroups on this device.
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroup8
     }
 
     pub fn device(&self) -> &GpuDevice {
