@@ -1,14 +1,16 @@
 // Decoder input: x[b][d] = token_embedding[token_b][d] + positional[pos_b][d], with token_b and
 // pos_b read from the step state, so the same dispatch serves every step.
 //
-// The token embedding is the tied logits weight, stored k-major ([dim][vocab], columns padded)
-// by the matmul packing; a vocabulary split across bindings runs one dispatch per chunk, and
-// only the chunk holding the token writes.
+// The token embedding is the tied logits weight, stored as the matmul packing lays it out
+// (k-major [dim][vocab] with columns padded, or blocked: [vocab/8][dim][8]); a vocabulary
+// split across bindings runs one dispatch per chunk, and only the chunk holding the token
+// writes.
 //
 // Bindings (group 0):
 //   0 params      uniform  Params
-//   1 table       storage  array<u32>  this chunk of the packed embedding (f32 bits, f16 pairs, or
-//                                      int8 k-pairs then per-column f32 scales from scale_base)
+//   1 table       storage  array<u32>  this chunk of the packed embedding (f32 bits, f16 pairs
+//                                      k-major or blocked, or int8 k-pairs then per-column f32
+//                                      scales from scale_base)
 //   2 positional  storage  array<f32>  [n_ctx][dim]
 //   3 state       storage  array<u32>  STATE_WORDS per row
 //   4 y           storage  array<f32>  [rows][dim]
@@ -23,7 +25,7 @@ struct Params { rows: u32, dim: u32, col_start: u32, cols: u32, row_words: u32, 
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
 override WG: u32 = 64u;
-override FMT: u32 = 1u; // 0 f32, 1 f16, 2 int8 (as in matmul.wgsl)
+override FMT: u32 = 1u; // 0 f32, 1 f16, 2 int8 (as in matmul.wgsl), 3 blocked f16
 override STATE_WORDS: u32 = 16u;
 const STATE_TOKEN: u32 = 0u;
 const STATE_POS: u32 = 1u;
@@ -42,6 +44,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var e: f32;
     if (FMT == 1u) {
         let w = table[d * p.row_words + c / 2u];
+        e = unpack2x16float(w)[c % 2u];
+    } else if (FMT == 3u) {
+        // Blocked f16: block c / 8 holds dims 0 .. dim-1 of its 8 tokens, 4 words per dim.
+        let w = table[(c / 8u) * 4u * p.dim + 4u * d + (c % 8u) / 2u];
         e = unpack2x16float(w)[c % 2u];
     } else if (FMT == 2u) {
         // row_words counts the words of one k-row; a pair of k-rows interleaves its bytes.

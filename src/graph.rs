@@ -61,6 +61,11 @@ pub mod state {
 pub enum BFormat {
     F32,
     F16,
+    /// f16 with the columns in blocks of 8 and each block's k-run contiguous
+    /// (`[n_pad/8][k][8]`): element `(k, n)` at `base + (n/8)*8*k_len + 8*k + n%8`, where
+    /// `k_len` is the matmul's `k`. The operand's `k_stride` still holds the padded column
+    /// count. What CPU adapters read fastest (see `Backend::prefers_blocked_f16`).
+    F16Blocked,
     /// Weight-only int8: k-rows interleaved in pairs (`[k/2][n_pad][2]` bytes), then one f32
     /// scale per output column at word `scale_base` of the same buffer.
     I8,

@@ -236,7 +236,7 @@ fn matmul(r: &mut Recorder, m: usize, n: usize, k: usize, format: BFormat) -> Ma
     let n_pad = n.next_multiple_of(16);
     let (b, scale_base) = match format {
         BFormat::F32 => (r.add(Elem::F32, k * n_pad), 0),
-        BFormat::F16 => (r.add(Elem::F16, k * n_pad), 0),
+        BFormat::F16 | BFormat::F16Blocked => (r.add(Elem::F16, k * n_pad), 0),
         BFormat::I8 => (r.add(Elem::U32, k * n_pad / 4 + n_pad), k * n_pad / 4),
     };
     let y = r.add(Elem::F32, m * n);
@@ -311,6 +311,13 @@ fn out_of_bounds_or_mistyped_operands_are_rejected() {
     let mut pos = matmul(&mut r, 1, 64, 64, BFormat::F32);
     pos.out[0].pos = 64; // indexed by the step position without a state
     assert!(matches!(plan::lower(&Op::Matmul(pos), &r.lookup()), Err(Error::InvalidArgument(_))));
+    // Blocked f16 is the wgpu CPU-adapter layout: the CUDA kernels refuse it by name.
+    let blocked = matmul(&mut r, 1, 64, 64, BFormat::F16Blocked);
+    let lowered = plan::lower(&Op::Matmul(blocked), &r.lookup());
+    match lowered {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("blocked f16"), "{m}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
 }
 
 fn attend(r: &mut Recorder, max_len: usize, cap: usize) -> Attend {

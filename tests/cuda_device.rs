@@ -77,6 +77,7 @@ fn weight(p: &mut Pair, rng: &mut Rng, k: usize, n: usize, format: BFormat) -> B
     match format {
         BFormat::F32 => b.buf = p.f32(&rng.vec(k * n_pad, 0.5)),
         BFormat::F16 => b.buf = p.f16(&rng.vec(k * n_pad, 0.5)),
+        BFormat::F16Blocked => unreachable!("the CUDA kernels read k-major weights only"),
         BFormat::I8 => {
             let k2 = k.next_multiple_of(2);
             let mut bytes = vec![0u8; k2 * n_pad];

@@ -26,6 +26,19 @@ fn pack_kmajor(w: &[f32], n: usize, k: usize) -> (Vec<f32>, usize) {
     (out, n_pad)
 }
 
+/// Packs `w` (`[n][k]`) as `BFormat::F16Blocked` lays it out: columns in blocks of 8 (padded
+/// to 16), each block's k-run contiguous.
+fn pack_blocked(w: &[f32], n: usize, k: usize) -> (Vec<f32>, usize) {
+    let n_pad = n.next_multiple_of(16);
+    let mut out = vec![0f32; k * n_pad];
+    for o in 0..n {
+        for i in 0..k {
+            out[(o / 8) * 8 * k + 8 * i + o % 8] = w[o * k + i];
+        }
+    }
+    (out, n_pad)
+}
+
 fn seg(end: usize, buf: BufId, elem: Elem, base: usize, row: usize, col: usize) -> OutSegment {
     OutSegment { end, buf, elem, base, row, col, outer: 0, inner: 0, pos: 0 }
 }
@@ -664,7 +677,7 @@ fn matmul_shared_rows_match_plain_loads() {
     assert!(!plain.uses_subgroups());
     let mut rng = Rng::new(31);
     for &(m, n, k) in &[(21usize, 1100usize, 64usize), (7, 200, 36), (40, 45, 20), (16, 1024, 8)] {
-        for format in [BFormat::F32, BFormat::F16, BFormat::I8] {
+        for format in [BFormat::F32, BFormat::F16, BFormat::F16Blocked, BFormat::I8] {
             let x = rng.vec(m * k, 1.0);
             let w = rng.vec(n * k, 0.3);
             let n_pad = n.next_multiple_of(16);
@@ -684,6 +697,10 @@ fn matmul_shared_rows_match_plain_loads() {
                 }
                 BFormat::F16 => {
                     let wp = pack_kmajor(&w, n, k).0;
+                    (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
+                }
+                BFormat::F16Blocked => {
+                    let wp = pack_blocked(&w, n, k).0;
                     (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
                 }
                 BFormat::F32 => {
@@ -730,7 +747,7 @@ fn matvec_rows_every_format_and_split_k() {
     let mut rng = Rng::new(21);
     let shapes = [(1usize, 200usize, 388usize), (5, 37, 1540), (8, 1000, 68), (3, 2056, 12)];
     for (i, &(m, n, k)) in shapes.iter().enumerate() {
-        for format in [BFormat::F32, BFormat::F16, BFormat::I8] {
+        for format in [BFormat::F32, BFormat::F16, BFormat::F16Blocked, BFormat::I8] {
             let x_row = k + 4 * (i % 2); // strided rows in some cases
             let x = rng.vec(m * x_row, 1.0);
             let w = rng.vec(n * k, 0.2);
@@ -738,6 +755,7 @@ fn matvec_rows_every_format_and_split_k() {
             let (wb, scale_base) = match format {
                 BFormat::F32 => (t.f32(&pack_kmajor(&w, n, k).0), 0),
                 BFormat::F16 => (t.f16(&pack_kmajor(&w, n, k).0), 0),
+                BFormat::F16Blocked => (t.f16(&pack_blocked(&w, n, k).0), 0),
                 BFormat::I8 => {
                     let (words, base) = quantize_i8(k, n_pad, n, |kk, c| w[c * k + kk]);
                     (t.u32(&words), base)
@@ -776,4 +794,116 @@ fn matvec_rows_every_format_and_split_k() {
             }
         }
     }
+}
+
+/// The 64-bit loads of B (shaders/int64.wgsl, on lavapipe) give bit for bit what 32-bit loads
+/// give, and both match the reference: the mat-vec on blocked f16 weights (as CPU adapters
+/// store the decoder's) over split-K and wide shapes and several rows, the GEMM on k-major f16
+/// and f32 (and on blocked f16, which it reads with 32-bit loads); and the embedding lookup
+/// reads a blocked table.
+#[test]
+fn int64_loads_match_32_bit_loads_and_blocked_embedding() {
+    use whisper_wgpu::backend::wgpu::WgpuOptions;
+    use whisper_wgpu::backend::Backend;
+    let Some(mut t) = Twin::new() else { return };
+    let Some(mut narrow) = gpu_with(&WgpuOptions { no_int64: true, ..Default::default() }) else { return };
+    if t.gpu.adapter().name.contains("llvmpipe") {
+        assert!(t.gpu.uses_int64(), "lavapipe has 64-bit integers: the 64-bit loads must be under test");
+    }
+    assert!(!narrow.uses_int64());
+    let mut rng = Rng::new(41);
+    let blocked = BFormat::F16Blocked;
+    let cases = [
+        (1usize, 51872usize / 8, 384usize, blocked),
+        (1, 384, 1536, blocked),
+        (3, 1152, 384, blocked),
+        (8, 40, 20, blocked),
+        (21, 200, 36, blocked),
+        (21, 1100, 64, BFormat::F16),
+        (37, 45, 20, BFormat::F32),
+    ];
+    for &(m, n, k, format) in &cases {
+        let x = rng.vec(m * k, 1.0);
+        let w = rng.vec(n * k, 0.2);
+        let mut both = |elem: Elem, len: usize, bytes: &[u8]| {
+            let id = t.buffer(elem, len, bytes);
+            assert_eq!(narrow.create_buffer("t", elem, len).unwrap(), id);
+            if !bytes.is_empty() {
+                narrow.write(id, 0, bytes).unwrap();
+            }
+            id
+        };
+        let wb = match format {
+            BFormat::F32 => {
+                let wp = pack_kmajor(&w, n, k).0;
+                both(Elem::F32, wp.len(), bytemuck::cast_slice(&wp))
+            }
+            BFormat::F16 => {
+                let wp = pack_kmajor(&w, n, k).0;
+                both(Elem::F16, wp.len(), &f16_words(&wp))
+            }
+            _ => {
+                let wp = pack_blocked(&w, n, k).0;
+                both(Elem::F16, wp.len(), &f16_words(&wp))
+            }
+        };
+        let xb = both(Elem::F32, x.len(), bytemuck::cast_slice(&x));
+        let y = both(Elem::F32, m * n, &[]);
+        let op = Op::Matmul(Matmul {
+            m,
+            n,
+            k,
+            z_outer: 1,
+            z_inner: 1,
+            x: Rows { buf: xb, base: 0, row: k, outer: 0, inner: 0 },
+            b: BOperand {
+                buf: wb,
+                format,
+                base: 0,
+                k_stride: n.next_multiple_of(16),
+                outer: 0,
+                inner: 0,
+                scale_base: 0,
+            },
+            bias: None,
+            gelu: false,
+            add: None,
+            accumulate: false,
+            out: vec![seg(n, y, Elem::F32, 0, n, 1)],
+            state: None,
+        });
+        t.run(std::slice::from_ref(&op), 1);
+        let plan = narrow.compile(&[op]).unwrap();
+        narrow.run(plan, 1).unwrap();
+        let (reference, wide) = t.read_f32(y, m * n);
+        let narrow_y = narrow.read_f32(y, 0, m * n).unwrap();
+        let what = format!("{format:?} matmul {m}x{n}x{k}");
+        // Sums of up to 1536 terms of |x w| <= 0.2 in another order: 1e-4 relative.
+        assert_close(&what, &reference, &wide, 1e-4 * (k as f32).sqrt());
+        assert!(wide == narrow_y, "{what}: 64-bit and 32-bit loads differ");
+    }
+    // The embedding lookup reads the blocked table (tokens in the first, a middle and the last,
+    // partly filled block).
+    let (rows, dim, vocab) = (3usize, 36usize, 43usize);
+    let emb = rng.vec(vocab * dim, 1.0);
+    let (wp, n_pad) = pack_blocked(&emb, vocab, dim);
+    let table = vec![EmbeddingChunk {
+        buf: t.f16(&wp),
+        format: BFormat::F16Blocked,
+        col_start: 0,
+        cols: vocab,
+        row_elems: n_pad,
+        scale_base: 0,
+    }];
+    let positional = t.f32(&rng.vec(4 * dim, 1.0));
+    let mut state = vec![0u32; rows * STATE_WORDS];
+    for (r, (tok, pos)) in [(0u32, 0u32), (42, 3), (17, 1)].into_iter().enumerate() {
+        state[r * STATE_WORDS + state::TOKEN] = tok;
+        state[r * STATE_WORDS + state::POS] = pos;
+    }
+    let st = t.u32(&state);
+    let y = t.zeros(rows * dim);
+    t.run(&[Op::Embed(Embed { rows, dim, table, positional, state: st, y })], 1);
+    let (a, b) = t.read_f32(y, rows * dim);
+    assert_close("blocked f16 embed", &a, &b, 1e-6);
 }

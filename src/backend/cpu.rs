@@ -74,6 +74,7 @@ impl CpuBackend {
                             let w = match op.b.format {
                                 BFormat::F32 => self.f32_at(op.b.buf, bi),
                                 BFormat::F16 => self.f16_at(op.b.buf, bi),
+                                BFormat::F16Blocked => self.f16_at(op.b.buf, b0 + blocked(k, n, op.k)),
                                 BFormat::I8 => self.i8_at(op.b.buf, b0, op.b.k_stride, k, n),
                             };
                             acc += self.f32_at(op.x.buf, x0 + k) * w;
@@ -162,6 +163,7 @@ impl CpuBackend {
                 let i = d * chunk.row_elems + c;
                 let e = match chunk.format {
                     BFormat::F16 => self.f16_at(chunk.buf, i),
+                    BFormat::F16Blocked => self.f16_at(chunk.buf, blocked(d, c, op.dim)),
                     BFormat::F32 => self.f32_at(chunk.buf, i),
                     BFormat::I8 => {
                         self.i8_at(chunk.buf, 0, chunk.row_elems, d, c) * self.f32_at(chunk.buf, chunk.scale_base + c)
@@ -475,4 +477,9 @@ impl Backend for CpuBackend {
     fn dispatch_count(&self, plan: PlanId) -> usize {
         self.plans[plan.0 as usize].len()
     }
+}
+
+/// Element (k, n) of a `BFormat::F16Blocked` operand with `k_len` k-rows.
+fn blocked(k: usize, n: usize, k_len: usize) -> usize {
+    (n / 8) * 8 * k_len + 8 * k + n % 8
 }

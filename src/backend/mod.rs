@@ -36,6 +36,14 @@ pub trait Backend {
     fn describe(&self) -> String;
     /// The largest buffer one binding may span, in bytes.
     fn max_binding_bytes(&self) -> u64;
+    /// Whether f16 weights that mat-vecs read should be stored [`BFormat::F16Blocked`]: on
+    /// CPU adapters, where an invocation streaming its own contiguous run beats neighbouring
+    /// invocations reading neighbouring addresses (which GPUs want, and get from k-major).
+    ///
+    /// [`BFormat::F16Blocked`]: crate::graph::BFormat::F16Blocked
+    fn prefers_blocked_f16(&self) -> bool {
+        false
+    }
     /// A zero-filled buffer of `len` elements.
     fn create_buffer(&mut self, label: &str, elem: Elem, len: usize) -> Result<BufId>;
     fn write(&mut self, buf: BufId, offset_bytes: usize, data: &[u8]) -> Result<()>;

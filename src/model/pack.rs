@@ -1,5 +1,6 @@
-//! Laying weights out for the matmul kernel: k-major (`[in][out]`), output columns padded to
-//! 16, in the chosen storage format, and cut into column chunks that each fit one binding.
+//! Laying weights out for the matmul kernel: k-major (`[in][out]`) or blocked (see
+//! `BFormat::F16Blocked`), output columns padded to 16, in the chosen storage format, and cut
+//! into column chunks that each fit one binding.
 use crate::graph::BFormat;
 use crate::tensor::{HostTensor, TensorData};
 use crate::{Error, Result};
@@ -67,7 +68,7 @@ impl WeightDtype {
 pub fn chunk_columns(k: usize, format: BFormat, max_bytes: u64) -> Result<usize> {
     let elem_bytes = match format {
         BFormat::I8 => 1,
-        BFormat::F16 => 2,
+        BFormat::F16 | BFormat::F16Blocked => 2,
         BFormat::F32 => 4,
     };
     // Int8 chunks also carry one 4-byte scale per column.
@@ -131,11 +132,15 @@ pub fn pack_kmajor(
                 }
                 w
             }
-            BFormat::F16 => {
+            BFormat::F16 | BFormat::F16Blocked => {
+                let at = |kk: usize, c: usize| match format {
+                    BFormat::F16Blocked => (c / 8) * 8 * k + 8 * kk + c % 8,
+                    _ => kk * n_pad + c,
+                };
                 let mut h = vec![0u16; k * n_pad];
                 for kk in 0..k {
                     for c in 0..cols {
-                        h[kk * n_pad + c] = match raw_f16 {
+                        h[at(kk, c)] = match raw_f16 {
                             Some(f) => f(kk, start + c).to_bits(),
                             None => f16::from_f32(value(kk, start + c)).to_bits(),
                         };

@@ -49,7 +49,7 @@ impl DeviceLinear {
             .iter()
             .map(|c| match self.format {
                 BFormat::I8 => c.n_pad * self.k + 4 * c.n_pad,
-                BFormat::F16 => 2 * c.n_pad * self.k,
+                BFormat::F16 | BFormat::F16Blocked => 2 * c.n_pad * self.k,
                 BFormat::F32 => 4 * c.n_pad * self.k,
             })
             .sum();
@@ -197,6 +197,23 @@ impl LinearSlot {
             LinearSlot::Block(s, p) => format!("{}.{}", s.label(), part(p)),
         }
     }
+
+    /// The storage of this weight in `format`: f16 weights that decode steps read as mat-vecs
+    /// (the decoder's per-token linears and the logits projection) are blocked where the
+    /// backend prefers it; the encoder's, the convolutions' and the cross-attention K/V
+    /// projection's (GEMMs over the audio) stay k-major.
+    fn device_format(self, format: BFormat, blocked_f16: bool) -> BFormat {
+        let per_token = match self {
+            LinearSlot::TokenEmbedding => true,
+            LinearSlot::Block(Stack::Decoder(_), p) => !matches!(p, BlockLinear::CrossKv),
+            LinearSlot::Block(Stack::Encoder(_), _) | LinearSlot::Conv1 | LinearSlot::Conv2 => false,
+        };
+        if format == BFormat::F16 && blocked_f16 && per_token {
+            BFormat::F16Blocked
+        } else {
+            format
+        }
+    }
 }
 
 impl NormSlot {
@@ -299,7 +316,7 @@ impl Uploader<'_> {
         let mut out = Vec::new();
         for c in packed {
             let buf = match format {
-                BFormat::F16 => self.backend.create_buffer(label, Elem::F16, k * c.n_pad)?,
+                BFormat::F16 | BFormat::F16Blocked => self.backend.create_buffer(label, Elem::F16, k * c.n_pad)?,
                 BFormat::F32 => self.backend.create_buffer(label, Elem::F32, k * c.n_pad)?,
                 BFormat::I8 => self.backend.create_buffer(label, Elem::U32, c.words.len())?,
             };
@@ -353,6 +370,7 @@ impl Sink for Uploader<'_> {
             LinearSlot::TokenEmbedding => {
                 let table = Linear { weight: d.token_embedding.clone(), bias: None };
                 let format = self.dtype.resolve_embedding(&d.token_embedding);
+                let format = slot.device_format(format, self.backend.prefers_blocked_f16());
                 return self.linears(&label, &[&table], format);
             }
             LinearSlot::Block(Stack::Encoder(i), p) => {
@@ -381,6 +399,7 @@ impl Sink for Uploader<'_> {
             }
         };
         let format = self.dtype.resolve(&parts[0].weight);
+        let format = slot.device_format(format, self.backend.prefers_blocked_f16());
         self.linears(&label, &parts, format)
     }
 
@@ -456,12 +475,13 @@ impl Sink for Layout<'_> {
             LinearSlot::Block(Stack::Encoder(_), p) => (block(d, dims.n_audio_mlp, p), self.format, true),
             LinearSlot::Block(Stack::Decoder(_), p) => (block(dt, dims.n_text_mlp, p), self.format, true),
         };
+        let format = slot.device_format(format, self.backend.prefers_blocked_f16());
         let label = slot.label();
         let mut chunks = Vec::new();
         for (col_start, cols) in chunk_layout(k, n, format, self.max_bytes)? {
             let n_pad = cols.next_multiple_of(16);
             let (buf, scale_base) = match format {
-                BFormat::F16 => (self.backend.create_buffer(&label, Elem::F16, k * n_pad)?, 0),
+                BFormat::F16 | BFormat::F16Blocked => (self.backend.create_buffer(&label, Elem::F16, k * n_pad)?, 0),
                 BFormat::F32 => (self.backend.create_buffer(&label, Elem::F32, k * n_pad)?, 0),
                 // Bytes, then one f32 scale per column (as `quantize_i8` lays them out).
                 BFormat::I8 => (self.backend.create_buffer(&label, Elem::U32, k * n_pad / 4 + n_pad)?, k * n_pad / 4),

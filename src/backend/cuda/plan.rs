@@ -93,7 +93,14 @@ fn format_code(f: BFormat) -> u32 {
         BFormat::F32 => 0,
         BFormat::F16 => 1,
         BFormat::I8 => 2,
+        // Rejected where B operands and embedding chunks are checked (below).
+        BFormat::F16Blocked => u32::MAX,
     }
+}
+
+/// The CUDA kernels read k-major weights only (this backend never asks for blocked ones).
+fn blocked_unsupported() -> Error {
+    bad("the CUDA kernels read k-major weights; blocked f16 is a wgpu CPU-adapter layout".into())
 }
 
 /// Lowers one op against the buffers `lookup` describes.
@@ -149,6 +156,7 @@ impl Lower<'_> {
                 let elem = if b.format == BFormat::F16 { Elem::F16 } else { Elem::F32 };
                 self.span(b.buf, elem, b0_last + (o.k - 1) * b.k_stride + o.n - 1, "matmul B")?
             }
+            BFormat::F16Blocked => return Err(blocked_unsupported()),
             BFormat::I8 => {
                 if b.outer != 0 || b.inner != 0 {
                     return Err(bad("int8 weights cannot be batched".into()));
@@ -323,6 +331,7 @@ impl Lower<'_> {
             let table = match c.format {
                 BFormat::F16 => self.span(c.buf, Elem::F16, last, "embedding chunk")?,
                 BFormat::F32 => self.span(c.buf, Elem::F32, last, "embedding chunk")?,
+                BFormat::F16Blocked => return Err(blocked_unsupported()),
                 BFormat::I8 => {
                     let last_byte = ((o.dim - 1) / 2) * 2 * c.row_elems + 2 * (c.cols - 1) + 1;
                     self.span(c.buf, Elem::U32, last_byte / 4, "embedding chunk")?;

@@ -86,6 +86,8 @@ pub struct GpuDevice {
     pub lost: Arc<Mutex<Option<String>>>,
     /// The device has subgroup operations, always 8 lanes wide (lavapipe on 256-bit SIMD).
     pub subgroup8: bool,
+    /// SHADER_INT64 was enabled (CPU adapters that have it).
+    pub int64: bool,
 }
 
 impl GpuDevice {
@@ -128,6 +130,12 @@ impl GpuDevice {
         if subgroup8 {
             desc.required_features |= wgpu::Features::SUBGROUP;
         }
+        // 64-bit loads serve CPU adapters' blocked f16 weights (shaders/int64.wgsl).
+        let int64 = adapter.features().contains(wgpu::Features::SHADER_INT64)
+            && adapter.get_info().device_type == wgpu::DeviceType::Cpu;
+        if int64 {
+            desc.required_features |= wgpu::Features::SHADER_INT64;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| Error::NoAdapter(format!("{}: request_device failed: {e}", adapter.get_info().name)))?;
         let uncaptured = Arc::new(Mutex::new(None));
@@ -142,7 +150,7 @@ impl GpuDevice {
             let mut s = lost_slot.lock().unwrap_or_else(|p| p.into_inner());
             s.get_or_insert_with(|| format!("{reason:?}: {msg}"));
         });
-        Ok(GpuDevice { device, queue, adapter: summary(picked, adapter), limits, uncaptured, lost, subgroup8 })
+        Ok(GpuDevice { device, queue, adapter: summary(picked, adapter), limits, uncaptured, lost, subgroup8, int64 })
     }
 
     /// Turns a lost device or an uncaught error into an `Err`, once.

@@ -134,7 +134,7 @@ const GEMM_ROWS: usize = 16;
 fn b_format_code(f: BFormat) -> f64 {
     match f {
         BFormat::F32 => 0.0,
-        BFormat::F16 => 1.0,
+        BFormat::F16 | BFormat::F16Blocked => 1.0,
         BFormat::I8 => 2.0,
     }
 }
@@ -244,8 +244,9 @@ impl Ctx<'_> {
         let (zo, zi) = (o.z_outer - 1, o.z_inner - 1);
         let x_last = o.x.base + zo * o.x.outer + zi * o.x.inner + (o.m - 1) * o.x.row + o.k - 1;
         self.check_span(o.x.buf, Elem::F32, x_last, "matmul x")?;
-        // B's offsets in vec4<u32> units: [base, per k-step, outer, inner], and the scales' start.
-        let (b4, scale4, b_last) = match b.format {
+        // B's offsets in vec4<u32> units: [base, per k-step, outer, inner], the step from one
+        // block of 8 columns to the next, and the scales' start.
+        let (b4, b_blk4, scale4, b_last) = match b.format {
             BFormat::F16 | BFormat::F32 => {
                 let (elem, per_vec4) = if b.format == BFormat::F16 { (Elem::F16, 8) } else { (Elem::F32, 4) };
                 if [b.base, b.k_stride, b.outer, b.inner].iter().any(|v| v % per_vec4 != 0) {
@@ -253,7 +254,16 @@ impl Ctx<'_> {
                 }
                 let last = b.base + zo * b.outer + zi * b.inner + (o.k - 1) * b.k_stride + n_pad - 1;
                 self.check_span(b.buf, elem, last, "matmul B")?;
-                ([b.base, b.k_stride, b.outer, b.inner].map(|v| v / per_vec4), 0, last)
+                ([b.base, b.k_stride, b.outer, b.inner].map(|v| v / per_vec4), 8 / per_vec4, 0, last)
+            }
+            BFormat::F16Blocked => {
+                // Block j's k-run of 8 columns (one vec4 per k) starts at vec4 j * k.
+                if b.base % 8 != 0 || b.outer != 0 || b.inner != 0 {
+                    return Err(bad("blocked f16 weights need 8-element aligned bases and no batch".into()));
+                }
+                let last = b.base + o.k * n_pad - 1;
+                self.check_span(b.buf, Elem::F16, last, "matmul B")?;
+                ([b.base / 8, 1, 0, 0], o.k, 0, last)
             }
             BFormat::I8 => {
                 // Bytes, k-rows in interleaved pairs; the kernel steps a pair of rows at a time.
@@ -266,7 +276,7 @@ impl Ctx<'_> {
                 if b.scale_base * 4 <= last_byte {
                     return Err(bad("int8 scales overlap the weights".into()));
                 }
-                ([b.base / 16, b.k_stride / 8, 0, 0], b.scale_base / 4, last_byte / 4)
+                ([b.base / 16, b.k_stride / 8, 0, 0], 1, b.scale_base / 4, last_byte / 4)
             }
         };
         if let Some((bias, base)) = o.bias {
@@ -345,7 +355,12 @@ impl Ctx<'_> {
             x: [o.x.base, o.x.row, o.x.outer, o.x.inner].map(|v| v as u32),
             b: b4.map(|v| v as u32),
             add: [a.base, a.row, a.outer, a.inner].map(|v| v as u32),
-            bias_base: [o.bias.map_or(0, |b| b.1) as u32, u32_of(scale4, "scale offset")?, 0, 0],
+            bias_base: [
+                o.bias.map_or(0, |b| b.1) as u32,
+                u32_of(scale4, "scale offset")?,
+                u32_of(b_blk4, "B block stride")?,
+                0,
+            ],
             seg: segs,
         };
         for v in [x_last, b_last] {
@@ -379,12 +394,21 @@ impl Ctx<'_> {
             ];
             ("main", wg_x, wg_y, groups)
         };
+        // 64-bit loads (shaders/int64.wgsl): the matvec's for blocked f16; the GEMM's where its
+        // 16 columns of a k are contiguous (k-major f32/f16) at even vec4 offsets.
+        let b64 = self.backend.int64
+            && match b.format {
+                BFormat::F16Blocked => matvec,
+                BFormat::F16 | BFormat::F32 => !matvec && b4.iter().all(|v| v % 2 == 0),
+                BFormat::I8 => false,
+            };
         let seg_f16 = |i: usize| o.out.get(i).is_some_and(|s| s.elem == Elem::F16);
         let constants = vec![
             ("WG_X", wg_x as f64),
             (if matvec { "KSPLIT" } else { "WG_Y" }, wg_y as f64),
             ("ROWS", rows_per_inv as f64),
             ("B_FMT", b_format_code(o.b.format)),
+            ("B64", b64 as u8 as f64),
             ("SOFT_F16", self.backend.soft_f16 as u8 as f64),
             ("HAS_BIAS", o.bias.is_some() as u8 as f64),
             ("GELU", o.gelu as u8 as f64),
@@ -407,6 +431,7 @@ impl Ctx<'_> {
             seg_buf(0),
             seg_buf(1),
             seg_buf(2),
+            Bind::Buf(b.buf), // b64: the 64-bit view of B (shaders/int64.wgsl)
         ];
         self.dispatch(Kernel::Matmul, entry, constants, bytemuck::bytes_of(&params), binds, groups)
     }
@@ -496,6 +521,11 @@ impl Ctx<'_> {
                 return Err(bad("embedding chunk rows must be padded to 16 columns".into()));
             }
             let row_words = match c.format {
+                BFormat::F16Blocked => {
+                    // Blocks of 8 columns, each dim-run contiguous: the kernel indexes by dim.
+                    self.check_span(c.buf, Elem::F16, o.dim * c.row_elems - 1, "embedding chunk")?;
+                    c.row_elems / 2
+                }
                 BFormat::F16 => {
                     self.check_span(c.buf, Elem::F16, (o.dim - 1) * c.row_elems + c.cols - 1, "embedding chunk")?;
                     c.row_elems / 2
@@ -523,8 +553,8 @@ impl Ctx<'_> {
                 _pad: [0; 2],
             };
             let wg = 64;
-            let constants =
-                vec![("WG", wg as f64), ("FMT", b_format_code(c.format)), ("STATE_WORDS", STATE_WORDS as f64)];
+            let fmt = if c.format == BFormat::F16Blocked { 3.0 } else { b_format_code(c.format) };
+            let constants = vec![("WG", wg as f64), ("FMT", fmt), ("STATE_WORDS", STATE_WORDS as f64)];
             let binds = vec![Bind::Buf(c.buf), Bind::Buf(o.positional), Bind::Buf(o.state), Bind::Buf(o.y)];
             let groups = [u32_of(o.dim.div_ceil(wg), "workgroups")?, u32_of(o.rows, "rows")?, 1];
             out.push(self.dispatch(Kernel::Embed, "main", constants, bytemuck::bytes_of(&params), binds, groups)?);

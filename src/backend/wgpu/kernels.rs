@@ -23,29 +23,40 @@ enum Slot {
     ReadWrite,
 }
 
+/// What the device offers that some kernels use, each with a portable stand-in.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelFeatures {
+    /// 8-lane subgroups (shaders/subgroup8.wgsl): the GEMM shares its x rows through them.
+    pub subgroup8: bool,
+    /// 64-bit integers (shaders/int64.wgsl): the matvec reads blocked f16 weights 32 bytes
+    /// at a time.
+    pub int64: bool,
+}
+
 impl Kernel {
-    /// The WGSL of this kernel; `subgroup8`: the device runs 8-lane subgroups (see
-    /// shaders/subgroup8.wgsl), which the GEMM uses to share its x rows.
-    fn source(self, subgroup8: bool) -> &'static str {
+    /// The WGSL of this kernel for a device with `features`.
+    fn source(self, features: KernelFeatures) -> String {
+        // f16.wgsl is a function library the f16-reading kernels share.
+        let f16 = include_str!("../../../shaders/f16.wgsl");
         match self {
-            // f16.wgsl is a function library the f16-reading kernels share.
-            Kernel::Matmul if subgroup8 => concat!(
-                include_str!("../../../shaders/f16.wgsl"),
-                include_str!("../../../shaders/subgroup8.wgsl"),
-                include_str!("../../../shaders/matmul.wgsl")
-            ),
-            Kernel::Matmul => concat!(
-                include_str!("../../../shaders/f16.wgsl"),
-                include_str!("../../../shaders/subgroup_none.wgsl"),
-                include_str!("../../../shaders/matmul.wgsl")
-            ),
-            Kernel::LayerNorm => include_str!("../../../shaders/layernorm.wgsl"),
-            Kernel::Softmax => include_str!("../../../shaders/softmax.wgsl"),
-            Kernel::Embed => include_str!("../../../shaders/embed.wgsl"),
-            Kernel::Attend => {
-                concat!(include_str!("../../../shaders/f16.wgsl"), include_str!("../../../shaders/attend.wgsl"))
+            Kernel::Matmul => {
+                let subgroups = if features.subgroup8 {
+                    include_str!("../../../shaders/subgroup8.wgsl")
+                } else {
+                    include_str!("../../../shaders/subgroup_none.wgsl")
+                };
+                let int64 = if features.int64 {
+                    include_str!("../../../shaders/int64.wgsl")
+                } else {
+                    include_str!("../../../shaders/int64_none.wgsl")
+                };
+                [f16, subgroups, int64, include_str!("../../../shaders/matmul.wgsl")].concat()
             }
-            Kernel::Select => include_str!("../../../shaders/select.wgsl"),
+            Kernel::LayerNorm => include_str!("../../../shaders/layernorm.wgsl").into(),
+            Kernel::Softmax => include_str!("../../../shaders/softmax.wgsl").into(),
+            Kernel::Embed => include_str!("../../../shaders/embed.wgsl").into(),
+            Kernel::Attend => [f16, include_str!("../../../shaders/attend.wgsl")].concat(),
+            Kernel::Select => include_str!("../../../shaders/select.wgsl").into(),
         }
     }
 
@@ -64,7 +75,7 @@ impl Kernel {
     fn slots(self) -> &'static [Slot] {
         use Slot::*;
         match self {
-            Kernel::Matmul => &[Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            Kernel::Matmul => &[Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read],
             Kernel::LayerNorm => &[Uniform, Read, Read, Read, Read, ReadWrite],
             Kernel::Softmax => &[Uniform, ReadWrite],
             Kernel::Embed => &[Uniform, Read, Read, Read, ReadWrite],
@@ -115,13 +126,13 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    pub fn new(gpu: &GpuDevice, checks: ShaderChecks, subgroup8: bool) -> Result<Kernels> {
+    pub fn new(gpu: &GpuDevice, checks: ShaderChecks, features: KernelFeatures) -> Result<Kernels> {
         let mut modules = HashMap::new();
         let mut layouts = HashMap::new();
         for k in Kernel::ALL {
             let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(k.name()),
-                source: wgpu::ShaderSource::Wgsl(k.source(subgroup8).into()),
+                source: wgpu::ShaderSource::Wgsl(k.source(features).into()),
             };
             let module = gpu.scoped(&format!("compiling {k:?} shader"), || match checks {
                 ShaderChecks::Checked => gpu.device.create_shader_module(desc),

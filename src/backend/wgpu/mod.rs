@@ -10,8 +10,8 @@ use crate::graph::{BufId, Elem, Op};
 use crate::{Error, Result};
 pub use device::{list_adapters, AdapterChoice, AdapterSummary, GpuDevice};
 use encode::Dispatch;
-use kernels::Kernels;
 pub use kernels::ShaderChecks;
+use kernels::{KernelFeatures, Kernels};
 
 pub(crate) struct DeviceBuffer {
     buffer: wgpu::Buffer,
@@ -29,6 +29,8 @@ pub struct WgpuOptions {
     pub max_binding_bytes: Option<u64>,
     /// Leave subgroup operations unused even where the device has them (tests compare both).
     pub no_subgroups: bool,
+    /// Leave 64-bit loads unused even where the device has them (tests compare both).
+    pub no_int64: bool,
 }
 
 pub struct WgpuBackend {
@@ -49,6 +51,8 @@ pub struct WgpuBackend {
     /// The GEMM shares its x rows through 8-lane subgroups (shaders/subgroup8.wgsl), which
     /// wants one row group per workgroup.
     subgroup8: bool,
+    /// The matvec reads blocked f16 weights through 64-bit loads (shaders/int64.wgsl).
+    int64: bool,
 }
 
 impl WgpuBackend {
@@ -56,7 +60,8 @@ impl WgpuBackend {
         let gpu = GpuDevice::open(&options.adapter)?;
         let soft_f16 = gpu.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu);
         let subgroup8 = gpu.subgroup8 && !options.no_subgroups;
-        let kernels = Kernels::new(&gpu, options.shader_checks, subgroup8)?;
+        let int64 = gpu.int64 && !options.no_int64;
+        let kernels = Kernels::new(&gpu, options.shader_checks, KernelFeatures { subgroup8, int64 })?;
         let dummy = |label| {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -81,6 +86,7 @@ impl WgpuBackend {
             max_binding,
             soft_f16,
             subgroup8,
+            int64,
         })
     }
 
@@ -91,6 +97,11 @@ impl WgpuBackend {
     /// Whether the GEMM shares its x rows through 8-lane subgroups on this device.
     pub fn uses_subgroups(&self) -> bool {
         self.subgroup8
+    }
+
+    /// Whether the matvec reads blocked f16 weights through 64-bit loads on this device.
+    pub fn uses_int64(&self) -> bool {
+        self.int64
     }
 
     pub fn device(&self) -> &GpuDevice {
@@ -170,6 +181,10 @@ impl Backend for WgpuBackend {
 
     fn max_binding_bytes(&self) -> u64 {
         self.max_binding
+    }
+
+    fn prefers_blocked_f16(&self) -> bool {
+        self.soft_f16
     }
 
     fn create_buffer(&mut self, label: &str, elem: Elem, len: usize) -> Result<BufId> {
