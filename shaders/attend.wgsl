@@ -53,8 +53,9 @@ const MAX_KEYS_PER_LANE: u32 = 32u;
 
 // Scores, then probabilities, of the chunk's keys (LANES * MAX_KEYS_PER_LANE / 4).
 var<workgroup> probs: array<vec4<f32>, 512>;
-var<workgroup> red_max: array<f32, 64>;
-var<workgroup> red_sum: array<f32, 64>;
+// reduce64's two levels.
+var<workgroup> red64: array<f32, 64>;
+var<workgroup> red8: array<f32, 8>;
 // Phase 2's partial sums: [dim within the pass][key lane].
 var<workgroup> red_val: array<f32, 512>;
 
@@ -91,6 +92,26 @@ fn load8(cache: u32, e: u32) -> array<vec4<f32>, 2> {
 }
 
 fn max4(v: vec4<f32>) -> f32 { return max(max(v.x, v.y), max(v.z, v.w)); }
+
+fn combine(a: f32, b: f32, is_max: bool) -> f32 { return select(a + b, max(a, b), is_max); }
+
+// The max (is_max) or the sum of v over the workgroup's 64 lanes, in two levels of eight: a
+// lane reads 16 workgroup values, not 64 (lavapipe loads workgroup memory lane by lane, and the
+// one-level form cost a quarter of the kernel's loads). Called from uniform control flow.
+fn reduce64(v: f32, lane: u32, is_max: bool) -> f32 {
+    red64[lane] = v;
+    workgroupBarrier();
+    if (lane < 8u) {
+        var t = red64[8u * lane];
+        for (var i = 1u; i < 8u; i++) { t = combine(t, red64[8u * lane + i], is_max); }
+        red8[lane] = t;
+    }
+    workgroupBarrier();
+    var r = red8[0];
+    for (var i = 1u; i < 8u; i++) { r = combine(r, red8[i], is_max); }
+    workgroupBarrier(); // every lane has read red8 before the next reduction writes it
+    return r;
+}
 
 // Eight dims' values (dims d .. d+7 of the head, those below head_dim) of one block of eight
 // keys, dotted with the keys' probabilities.
@@ -145,10 +166,7 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         probs[2u * blk + 1u] = a1;
         lane_max = max(lane_max, max(max4(a0), max4(a1)));
     }
-    red_max[lane] = lane_max;
-    workgroupBarrier();
-    var m = -3.0e38;
-    for (var i = 0u; i < LANES; i++) { m = max(m, red_max[i]); }
+    let m = reduce64(lane_max, lane, true);
     var lane_sum = 0.0;
     for (var blk = lane; blk < blocks; blk += LANES) {
         // Masked keys weigh 0 (also when the whole chunk is masked and m is -3e38).
@@ -160,10 +178,7 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         probs[2u * blk + 1u] = e1;
         lane_sum += dot(e0, vec4<f32>(1.0)) + dot(e1, vec4<f32>(1.0));
     }
-    red_sum[lane] = lane_sum;
-    workgroupBarrier();
-    var l = 0.0;
-    for (var i = 0u; i < LANES; i++) { l += red_sum[i]; }
+    let l = reduce64(lane_sum, lane, false);
 
     // Phase 2: weighted values, 64 dims per pass.
     let pbase = ((r * p.heads + h) * p.n_chunks + c) * (p.head_dim + 2u);
