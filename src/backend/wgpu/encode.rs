@@ -402,6 +402,9 @@ impl Ctx<'_> {
                 BFormat::F16 | BFormat::F32 => !matvec && b4.iter().all(|v| v % 2 == 0),
                 BFormat::I8 => false,
             };
+        // The matvec's x as 32-byte loads too (two k4 steps per load; see X64 in matmul.wgsl).
+        let x64 =
+            b64 && matvec && o.k % 8 == 0 && o.x.base % 8 == 0 && o.x.row % 8 == 0 && (o.k / 4).div_ceil(wg_y) % 2 == 0;
         let seg_f16 = |i: usize| o.out.get(i).is_some_and(|s| s.elem == Elem::F16);
         let constants = vec![
             ("WG_X", wg_x as f64),
@@ -409,6 +412,7 @@ impl Ctx<'_> {
             ("ROWS", rows_per_inv as f64),
             ("B_FMT", b_format_code(o.b.format)),
             ("B64", b64 as u8 as f64),
+            ("X64", x64 as u8 as f64),
             ("SOFT_F16", self.backend.soft_f16 as u8 as f64),
             ("HAS_BIAS", o.bias.is_some() as u8 as f64),
             ("GELU", o.gelu as u8 as f64),
@@ -431,7 +435,8 @@ impl Ctx<'_> {
             seg_buf(0),
             seg_buf(1),
             seg_buf(2),
-            Bind::Buf(b.buf), // b64: the 64-bit view of B (shaders/int64.wgsl)
+            Bind::Buf(b.buf),   // b64: the 64-bit views of B and x (shaders/int64.wgsl)
+            Bind::Buf(o.x.buf), // x64
         ];
         self.dispatch(Kernel::Matmul, entry, constants, bytemuck::bytes_of(&params), binds, groups)
     }

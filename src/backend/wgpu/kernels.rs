@@ -75,7 +75,7 @@ impl Kernel {
     fn slots(self) -> &'static [Slot] {
         use Slot::*;
         match self {
-            Kernel::Matmul => &[Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read],
+            Kernel::Matmul => &[Uniform, Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read],
             Kernel::LayerNorm => &[Uniform, Read, Read, Read, Read, ReadWrite],
             Kernel::Softmax => &[Uniform, ReadWrite],
             Kernel::Embed => &[Uniform, Read, Read, Read, ReadWrite],
