@@ -9,6 +9,8 @@
 //! relative: those get 2e-3 relative.
 mod common;
 use common::*;
+use whisper_wgpu::backend::wgpu::WgpuBackend;
+use whisper_wgpu::backend::Backend;
 use whisper_wgpu::graph::*;
 use whisper_wgpu::model::pack::quantize_i8;
 
@@ -37,6 +39,45 @@ fn pack_blocked(w: &[f32], n: usize, k: usize) -> (Vec<f32>, usize) {
         }
     }
     (out, n_pad)
+}
+
+/// `y = x · B` with no epilogue: `m` rows of `k` in `x`, one f32 output segment.
+fn plain_matmul(m: usize, n: usize, k: usize, x: BufId, b: BOperand, y: BufId) -> Op {
+    Op::Matmul(Matmul {
+        m,
+        n,
+        k,
+        z_outer: 1,
+        z_inner: 1,
+        x: Rows { buf: x, base: 0, row: k, outer: 0, inner: 0 },
+        b,
+        bias: None,
+        gelu: false,
+        add: None,
+        accumulate: false,
+        out: vec![seg(n, y, Elem::F32, 0, n, 1)],
+        state: None,
+    })
+}
+
+/// A buffer made on the twin's backends and on `other` (same id and contents on all three).
+fn buffer_beside(t: &mut Twin, other: &mut WgpuBackend, elem: Elem, len: usize, bytes: &[u8]) -> BufId {
+    let id = t.buffer(elem, len, bytes);
+    assert_eq!(other.create_buffer("t", elem, len).unwrap(), id);
+    if !bytes.is_empty() {
+        other.write(id, 0, bytes).unwrap();
+    }
+    id
+}
+
+/// Runs `op` on the twin and on `other`; returns `len` f32 of `y` from the reference, the
+/// twin's GPU and `other`.
+fn run_beside(t: &mut Twin, other: &mut WgpuBackend, op: Op, y: BufId, len: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    t.run(std::slice::from_ref(&op), 1);
+    let plan = other.compile(&[op]).unwrap();
+    other.run(plan, 1).unwrap();
+    let (reference, gpu) = t.read_f32(y, len);
+    (reference, gpu, other.read_f32(y, 0, len).unwrap())
 }
 
 fn seg(end: usize, buf: BufId, elem: Elem, base: usize, row: usize, col: usize) -> OutSegment {
@@ -668,7 +709,6 @@ fn matmul_int8_weights_and_embedding() {
 #[test]
 fn matmul_shared_rows_match_plain_loads() {
     use whisper_wgpu::backend::wgpu::WgpuOptions;
-    use whisper_wgpu::backend::Backend;
     let Some(mut t) = Twin::new() else { return };
     let Some(mut plain) = gpu_with(&WgpuOptions { no_subgroups: true, ..Default::default() }) else { return };
     if t.gpu.adapter().name.contains("llvmpipe") {
@@ -686,14 +726,7 @@ fn matmul_shared_rows_match_plain_loads() {
             let w = rng.vec(n * k, 0.3);
             let n_pad = n.next_multiple_of(16);
             // The plain backend gets the same buffers (so the same ids) and contents.
-            let mut both = |elem: Elem, len: usize, bytes: &[u8]| {
-                let id = t.buffer(elem, len, bytes);
-                assert_eq!(plain.create_buffer("t", elem, len).unwrap(), id);
-                if !bytes.is_empty() {
-                    plain.write(id, 0, bytes).unwrap();
-                }
-                id
-            };
+            let mut both = |elem: Elem, len: usize, bytes: &[u8]| buffer_beside(&mut t, &mut plain, elem, len, bytes);
             let (b_buf, scale_base) = match format {
                 BFormat::I8 => {
                     let (words, scale_base) = quantize_i8(k, n_pad, n, |kk, c| w[c * k + kk]);
@@ -714,26 +747,9 @@ fn matmul_shared_rows_match_plain_loads() {
             };
             let xb = both(Elem::F32, x.len(), bytemuck::cast_slice(&x));
             let y = both(Elem::F32, m * n, &[]);
-            let op = Op::Matmul(Matmul {
-                m,
-                n,
-                k,
-                z_outer: 1,
-                z_inner: 1,
-                x: Rows { buf: xb, base: 0, row: k, outer: 0, inner: 0 },
-                b: BOperand { buf: b_buf, format, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base },
-                bias: None,
-                gelu: false,
-                add: None,
-                accumulate: false,
-                out: vec![seg(n, y, Elem::F32, 0, n, 1)],
-                state: None,
-            });
-            t.run(std::slice::from_ref(&op), 1);
-            let plan = plain.compile(&[op]).unwrap();
-            plain.run(plan, 1).unwrap();
-            let (reference, shared) = t.read_f32(y, m * n);
-            let unshared = plain.read_f32(y, 0, m * n).unwrap();
+            let b = BOperand { buf: b_buf, format, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base };
+            let op = plain_matmul(m, n, k, xb, b, y);
+            let (reference, shared, unshared) = run_beside(&mut t, &mut plain, op, y, m * n);
             let what = format!("{format:?} matmul {m}x{n}x{k}");
             assert_close(&what, &reference, &shared, TOL);
             assert!(shared == unshared, "{what}: shared and plain x loads differ");
@@ -807,7 +823,6 @@ fn matvec_rows_every_format_and_split_k() {
 #[test]
 fn int64_loads_match_32_bit_loads_and_blocked_embedding() {
     use whisper_wgpu::backend::wgpu::WgpuOptions;
-    use whisper_wgpu::backend::Backend;
     let Some(mut t) = Twin::new() else { return };
     let Some(mut narrow) = gpu_with(&WgpuOptions { no_int64: true, ..Default::default() }) else { return };
     if t.gpu.adapter().name.contains("llvmpipe") {
@@ -828,14 +843,7 @@ fn int64_loads_match_32_bit_loads_and_blocked_embedding() {
     for &(m, n, k, format) in &cases {
         let x = rng.vec(m * k, 1.0);
         let w = rng.vec(n * k, 0.2);
-        let mut both = |elem: Elem, len: usize, bytes: &[u8]| {
-            let id = t.buffer(elem, len, bytes);
-            assert_eq!(narrow.create_buffer("t", elem, len).unwrap(), id);
-            if !bytes.is_empty() {
-                narrow.write(id, 0, bytes).unwrap();
-            }
-            id
-        };
+        let mut both = |elem: Elem, len: usize, bytes: &[u8]| buffer_beside(&mut t, &mut narrow, elem, len, bytes);
         let wb = match format {
             BFormat::F32 => {
                 let wp = pack_kmajor(&w, n, k).0;
@@ -852,34 +860,10 @@ fn int64_loads_match_32_bit_loads_and_blocked_embedding() {
         };
         let xb = both(Elem::F32, x.len(), bytemuck::cast_slice(&x));
         let y = both(Elem::F32, m * n, &[]);
-        let op = Op::Matmul(Matmul {
-            m,
-            n,
-            k,
-            z_outer: 1,
-            z_inner: 1,
-            x: Rows { buf: xb, base: 0, row: k, outer: 0, inner: 0 },
-            b: BOperand {
-                buf: wb,
-                format,
-                base: 0,
-                k_stride: n.next_multiple_of(16),
-                outer: 0,
-                inner: 0,
-                scale_base: 0,
-            },
-            bias: None,
-            gelu: false,
-            add: None,
-            accumulate: false,
-            out: vec![seg(n, y, Elem::F32, 0, n, 1)],
-            state: None,
-        });
-        t.run(std::slice::from_ref(&op), 1);
-        let plan = narrow.compile(&[op]).unwrap();
-        narrow.run(plan, 1).unwrap();
-        let (reference, wide) = t.read_f32(y, m * n);
-        let narrow_y = narrow.read_f32(y, 0, m * n).unwrap();
+        let b =
+            BOperand { buf: wb, format, base: 0, k_stride: n.next_multiple_of(16), outer: 0, inner: 0, scale_base: 0 };
+        let op = plain_matmul(m, n, k, xb, b, y);
+        let (reference, wide, narrow_y) = run_beside(&mut t, &mut narrow, op, y, m * n);
         let what = format!("{format:?} matmul {m}x{n}x{k}");
         // Sums of up to 1536 terms of |x w| <= 0.2 in another order: 1e-4 relative.
         assert_close(&what, &reference, &wide, 1e-4 * (k as f32).sqrt());
