@@ -45,6 +45,8 @@ pub struct WgpuBackend {
     dummy_rw: wgpu::Buffer,
     counters: Counters,
     max_binding: u64,
+    /// The adapter runs on the CPU (lavapipe): the kernels pick the shapes CPU cores run best.
+    cpu_adapter: bool,
     /// Widen f16 with integer ops (`SOFT_F16` in shaders/f16.wgsl): on CPU adapters, where
     /// lavapipe's `unpack2x16float` is slow.
     soft_f16: bool,
@@ -58,7 +60,8 @@ pub struct WgpuBackend {
 impl WgpuBackend {
     pub fn new(options: &WgpuOptions) -> Result<WgpuBackend> {
         let gpu = GpuDevice::open(&options.adapter)?;
-        let soft_f16 = gpu.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu);
+        let cpu_adapter = gpu.adapter.device_type == format!("{:?}", wgpu::DeviceType::Cpu);
+        let soft_f16 = cpu_adapter;
         let subgroup8 = gpu.subgroup8 && !options.no_subgroups;
         let int64 = gpu.int64 && !options.no_int64;
         let kernels = Kernels::new(&gpu, options.shader_checks, KernelFeatures { subgroup8, int64 })?;
@@ -84,6 +87,7 @@ impl WgpuBackend {
             dummy_rw,
             counters: Counters::default(),
             max_binding,
+            cpu_adapter,
             soft_f16,
             subgroup8,
             int64,
