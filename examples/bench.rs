@@ -73,6 +73,10 @@ struct Args {
     /// KV-cache element type: f16 or f32.
     #[arg(long, default_value = "f16")]
     kv: String,
+    /// Backend variants to compare, each with every dtype (comma-separated): default, or the
+    /// CPU-adapter load paths turned off one at a time: no-int64, no-subgroups.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    variant: Vec<String>,
     /// Also write the JSON results to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -132,14 +136,29 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(b) = args.batch.iter().find(|&&b| b == 0) {
         return Err(Error::InvalidArgument(format!("--batch {b}: a batch holds at least one row")).into());
     }
+    // One model per (dtype, variant), labelled by its dtype and, when several are compared,
+    // its variant.
     let mut models = Vec::new();
+    let mut labels = Vec::new();
     for d in &args.dtype {
-        let options = LoadOptions {
-            wgpu: WgpuOptions { adapter: AdapterChoice { name: args.adapter.clone() }, ..Default::default() },
-            dtype: WeightDtype::parse(d)?,
-            backend: BackendKind::parse(&args.backend)?,
-        };
-        models.push(LoadedModel::from_dir(&args.model, &options)?);
+        for v in &args.variant {
+            let mut wgpu = WgpuOptions { adapter: AdapterChoice { name: args.adapter.clone() }, ..Default::default() };
+            match v.as_str() {
+                "default" => {}
+                "no-int64" => wgpu.no_int64 = true,
+                "no-subgroups" => wgpu.no_subgroups = true,
+                other => {
+                    return Err(Error::InvalidArgument(format!(
+                        "--variant {other}: expected default, no-int64 or no-subgroups"
+                    ))
+                    .into())
+                }
+            }
+            let options =
+                LoadOptions { wgpu, dtype: WeightDtype::parse(d)?, backend: BackendKind::parse(&args.backend)? };
+            models.push(LoadedModel::from_dir(&args.model, &options)?);
+            labels.push(if args.variant.len() > 1 { format!("{d} {v}") } else { d.clone() });
+        }
     }
     let Some(first) = models.first() else {
         return Err(Error::InvalidArgument("--dtype: name at least one weight format".into()).into());
@@ -241,7 +260,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut runs = Vec::new();
     for (i, c) in configs.iter_mut().enumerate() {
-        let dtype = args.dtype[c.dtype].clone();
+        let dtype = labels[c.dtype].clone();
         if args.profile {
             println!(
                 "profile, dtype {dtype}, batch {}, capacity {}{}:",
@@ -270,7 +289,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     println!("device: {device}; {k} steps per submission; KV cache {}", args.kv);
     // `--encoder-runs 0` leaves the encoder untimed (NaN).
-    for (d, ms) in args.dtype.iter().zip(&encoder_ms).filter(|(_, ms)| ms.is_finite()) {
+    for (d, ms) in labels.iter().zip(&encoder_ms).filter(|(_, ms)| ms.is_finite()) {
         println!("encoder ({d} weights, one 30 s window): {ms:.0} ms");
     }
     println!(
@@ -312,7 +331,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             if r.full { "full" } else { "prefix" },
             if at.is_empty() { "-".into() } else { at.join(", ") }
         );
-        let di = args.dtype.iter().position(|d| *d == r.dtype).unwrap_or(0);
+        let di = labels.iter().position(|d| *d == r.dtype).unwrap_or(0);
         objects.push(json!({
             "model": name,
             "device": device,
