@@ -760,10 +760,14 @@ fn matmul_shared_rows_match_plain_loads() {
 
 /// The mat-vec entry point (decode rows, m <= 8): every weight format, split-K shapes (small n,
 /// long k) and wide ones, the fused epilogue (bias, GELU, residual accumulate), strided input
-/// rows and a finished row that must be left alone.
+/// rows and a finished row that must be left alone. The k range is split across a workgroup on
+/// GPUs and not on CPU adapters, so a second backend forced to split runs the GPU shape here.
 #[test]
 fn matvec_rows_every_format_and_split_k() {
+    use whisper_wgpu::backend::wgpu::WgpuOptions;
     let Some(mut t) = Twin::new() else { return };
+    let Some(mut split) = gpu_with(&WgpuOptions { split_k_on_cpu: true, ..Default::default() }) else { return };
+    assert!(split.uses_split_k());
     let mut rng = Rng::new(21);
     let shapes = [(1usize, 200usize, 388usize), (5, 37, 1540), (8, 1000, 68), (3, 2056, 12)];
     for (i, &(m, n, k)) in shapes.iter().enumerate() {
@@ -772,22 +776,35 @@ fn matvec_rows_every_format_and_split_k() {
             let x = rng.vec(m * x_row, 1.0);
             let w = rng.vec(n * k, 0.2);
             let n_pad = n.next_multiple_of(16);
+            let mut both = |elem: Elem, len: usize, bytes: &[u8]| buffer_beside(&mut t, &mut split, elem, len, bytes);
             let (wb, scale_base) = match format {
-                BFormat::F32 => (t.f32(&pack_kmajor(&w, n, k).0), 0),
-                BFormat::F16 => (t.f16(&pack_kmajor(&w, n, k).0), 0),
-                BFormat::F16Blocked => (t.f16(&pack_blocked(&w, n, k).0), 0),
+                BFormat::F32 => {
+                    let wp = pack_kmajor(&w, n, k).0;
+                    (both(Elem::F32, wp.len(), bytemuck::cast_slice(&wp)), 0)
+                }
+                BFormat::F16 => {
+                    let wp = pack_kmajor(&w, n, k).0;
+                    (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
+                }
+                BFormat::F16Blocked => {
+                    let wp = pack_blocked(&w, n, k).0;
+                    (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
+                }
                 BFormat::I8 => {
                     let (words, base) = quantize_i8(k, n_pad, n, |kk, c| w[c * k + kk]);
-                    (t.u32(&words), base)
+                    (both(Elem::U32, words.len(), bytemuck::cast_slice(&words)), base)
                 }
             };
             let mut state = vec![0u32; m * STATE_WORDS];
             if m > 1 {
                 state[STATE_WORDS + state::DONE] = 1;
             }
-            let st = t.u32(&state);
+            let st = both(Elem::U32, state.len(), bytemuck::cast_slice(&state));
             let y0 = rng.vec(m * n, 1.0);
-            let y = t.f32(&y0);
+            let y = both(Elem::F32, y0.len(), bytemuck::cast_slice(&y0));
+            let xb = both(Elem::F32, x.len(), bytemuck::cast_slice(&x));
+            let bias = rng.vec(n, 0.5);
+            let bias = both(Elem::F32, n, bytemuck::cast_slice(&bias));
             let accumulate = i % 2 == 0;
             let op = Op::Matmul(Matmul {
                 m,
@@ -795,22 +812,24 @@ fn matvec_rows_every_format_and_split_k() {
                 k,
                 z_outer: 1,
                 z_inner: 1,
-                x: Rows { buf: t.f32(&x), base: 0, row: x_row, outer: 0, inner: 0 },
+                x: Rows { buf: xb, base: 0, row: x_row, outer: 0, inner: 0 },
                 b: BOperand { buf: wb, format, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base },
-                bias: Some((t.f32(&rng.vec(n, 0.5)), 0)),
+                bias: Some((bias, 0)),
                 gelu: !accumulate,
                 add: None,
                 accumulate,
                 out: vec![seg(n, y, Elem::F32, 0, n, 1)],
                 state: Some(st),
             });
-            t.run(&[op], 1);
-            let (a, b) = t.read_f32(y, m * n);
+            let (reference, gpu, split_y) = run_beside(&mut t, &mut split, op, y, m * n);
             // Sums of up to 1540 terms of |x w| <= 0.2 in another order: 1e-4 relative.
             let tol = 1e-4 * (k as f32).sqrt();
-            assert_close(&format!("matvec {m}x{n}x{k} {format:?}"), &a, &b, tol);
+            let what = format!("matvec {m}x{n}x{k} {format:?}");
+            assert_close(&what, &reference, &gpu, tol);
+            assert_close(&format!("{what}, k split"), &reference, &split_y, tol);
             if m > 1 {
-                assert_eq!(&b[n..2 * n], &y0[n..2 * n], "the finished row was written");
+                assert_eq!(&gpu[n..2 * n], &y0[n..2 * n], "{what}: the finished row was written");
+                assert_eq!(&split_y[n..2 * n], &y0[n..2 * n], "{what}, k split: the finished row was written");
             }
         }
     }

@@ -375,7 +375,7 @@ impl Ctx<'_> {
             let blocks = o.n.div_ceil(8);
             let wg_x = (blocks / 8).next_power_of_two().clamp(8, 64);
             let ksplit = (64 / wg_x).min((o.k / 4 / 16).max(1)).max(1);
-            let ksplit = if self.backend.cpu_adapter { 1 } else { 1 << ksplit.ilog2() };
+            let ksplit = if self.backend.split_k { 1 << ksplit.ilog2() } else { 1 };
             ("matvec", wg_x, ksplit, [u32_of(blocks.div_ceil(wg_x), "workgroups")?, 1, 1])
         } else {
             let blocks = o.n.div_ceil(16);

@@ -31,6 +31,9 @@ pub struct WgpuOptions {
     pub no_subgroups: bool,
     /// Leave 64-bit loads unused even where the device has them (tests compare both).
     pub no_int64: bool,
+    /// Split the mat-vec's k range across a workgroup even on a CPU adapter, as on GPUs
+    /// (tests run that shape on lavapipe).
+    pub split_k_on_cpu: bool,
 }
 
 pub struct WgpuBackend {
@@ -45,8 +48,9 @@ pub struct WgpuBackend {
     dummy_rw: wgpu::Buffer,
     counters: Counters,
     max_binding: u64,
-    /// The adapter runs on the CPU (lavapipe): the kernels pick the shapes CPU cores run best.
-    cpu_adapter: bool,
+    /// The mat-vec splits its k range across a workgroup's rows of invocations: on GPUs, not
+    /// on CPU adapters (see `Ctx::matmul`).
+    split_k: bool,
     /// Widen f16 with integer ops (`SOFT_F16` in shaders/f16.wgsl): on CPU adapters, where
     /// lavapipe's `unpack2x16float` is slow.
     soft_f16: bool,
@@ -87,7 +91,7 @@ impl WgpuBackend {
             dummy_rw,
             counters: Counters::default(),
             max_binding,
-            cpu_adapter,
+            split_k: !cpu_adapter || options.split_k_on_cpu,
             soft_f16,
             subgroup8,
             int64,
@@ -101,6 +105,11 @@ impl WgpuBackend {
     /// Whether the GEMM shares its x rows through 8-lane subgroups on this device.
     pub fn uses_subgroups(&self) -> bool {
         self.subgroup8
+    }
+
+    /// Whether the mat-vec splits its k range across a workgroup on this device.
+    pub fn uses_split_k(&self) -> bool {
+        self.split_k
     }
 
     /// Whether the matvec reads blocked f16 weights through 64-bit loads on this device.
