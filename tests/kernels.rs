@@ -70,6 +70,37 @@ fn buffer_beside(t: &mut Twin, other: &mut WgpuBackend, elem: Elem, len: usize, 
     id
 }
 
+/// The `n`x`k` weights `w` (row per output column) packed in `format` on the twin's backends
+/// and on `other`: the buffer and, for int8, where its scales start.
+fn weights_beside(
+    t: &mut Twin,
+    other: &mut WgpuBackend,
+    format: BFormat,
+    w: &[f32],
+    n: usize,
+    k: usize,
+) -> (BufId, usize) {
+    let mut both = |elem: Elem, len: usize, bytes: &[u8]| buffer_beside(t, other, elem, len, bytes);
+    match format {
+        BFormat::F32 => {
+            let wp = pack_kmajor(w, n, k).0;
+            (both(Elem::F32, wp.len(), bytemuck::cast_slice(&wp)), 0)
+        }
+        BFormat::F16 => {
+            let wp = pack_kmajor(w, n, k).0;
+            (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
+        }
+        BFormat::F16Blocked => {
+            let wp = pack_blocked(w, n, k).0;
+            (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
+        }
+        BFormat::I8 => {
+            let (words, scale_base) = quantize_i8(k, n.next_multiple_of(16), n, |kk, c| w[c * k + kk]);
+            (both(Elem::U32, words.len(), bytemuck::cast_slice(&words)), scale_base)
+        }
+    }
+}
+
 /// Runs `op` on the twin and on `other`; returns `len` f32 of `y` from the reference, the
 /// twin's GPU and `other`.
 fn run_beside(t: &mut Twin, other: &mut WgpuBackend, op: Op, y: BufId, len: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -726,25 +757,8 @@ fn matmul_shared_rows_match_plain_loads() {
             let w = rng.vec(n * k, 0.3);
             let n_pad = n.next_multiple_of(16);
             // The plain backend gets the same buffers (so the same ids) and contents.
+            let (b_buf, scale_base) = weights_beside(&mut t, &mut plain, format, &w, n, k);
             let mut both = |elem: Elem, len: usize, bytes: &[u8]| buffer_beside(&mut t, &mut plain, elem, len, bytes);
-            let (b_buf, scale_base) = match format {
-                BFormat::I8 => {
-                    let (words, scale_base) = quantize_i8(k, n_pad, n, |kk, c| w[c * k + kk]);
-                    (both(Elem::U32, words.len(), bytemuck::cast_slice(&words)), scale_base)
-                }
-                BFormat::F16 => {
-                    let wp = pack_kmajor(&w, n, k).0;
-                    (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
-                }
-                BFormat::F16Blocked => {
-                    let wp = pack_blocked(&w, n, k).0;
-                    (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
-                }
-                BFormat::F32 => {
-                    let wp = pack_kmajor(&w, n, k).0;
-                    (both(Elem::F32, wp.len(), bytemuck::cast_slice(&wp)), 0)
-                }
-            };
             let xb = both(Elem::F32, x.len(), bytemuck::cast_slice(&x));
             let y = both(Elem::F32, m * n, &[]);
             let b = BOperand { buf: b_buf, format, base: 0, k_stride: n_pad, outer: 0, inner: 0, scale_base };
@@ -776,25 +790,8 @@ fn matvec_rows_every_format_and_split_k() {
             let x = rng.vec(m * x_row, 1.0);
             let w = rng.vec(n * k, 0.2);
             let n_pad = n.next_multiple_of(16);
+            let (wb, scale_base) = weights_beside(&mut t, &mut split, format, &w, n, k);
             let mut both = |elem: Elem, len: usize, bytes: &[u8]| buffer_beside(&mut t, &mut split, elem, len, bytes);
-            let (wb, scale_base) = match format {
-                BFormat::F32 => {
-                    let wp = pack_kmajor(&w, n, k).0;
-                    (both(Elem::F32, wp.len(), bytemuck::cast_slice(&wp)), 0)
-                }
-                BFormat::F16 => {
-                    let wp = pack_kmajor(&w, n, k).0;
-                    (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
-                }
-                BFormat::F16Blocked => {
-                    let wp = pack_blocked(&w, n, k).0;
-                    (both(Elem::F16, wp.len(), &f16_words(&wp)), 0)
-                }
-                BFormat::I8 => {
-                    let (words, base) = quantize_i8(k, n_pad, n, |kk, c| w[c * k + kk]);
-                    (both(Elem::U32, words.len(), bytemuck::cast_slice(&words)), base)
-                }
-            };
             let mut state = vec![0u32; m * STATE_WORDS];
             if m > 1 {
                 state[STATE_WORDS + state::DONE] = 1;
@@ -862,21 +859,8 @@ fn int64_loads_match_32_bit_loads_and_blocked_embedding() {
     for &(m, n, k, format) in &cases {
         let x = rng.vec(m * k, 1.0);
         let w = rng.vec(n * k, 0.2);
+        let (wb, _) = weights_beside(&mut t, &mut narrow, format, &w, n, k);
         let mut both = |elem: Elem, len: usize, bytes: &[u8]| buffer_beside(&mut t, &mut narrow, elem, len, bytes);
-        let wb = match format {
-            BFormat::F32 => {
-                let wp = pack_kmajor(&w, n, k).0;
-                both(Elem::F32, wp.len(), bytemuck::cast_slice(&wp))
-            }
-            BFormat::F16 => {
-                let wp = pack_kmajor(&w, n, k).0;
-                both(Elem::F16, wp.len(), &f16_words(&wp))
-            }
-            _ => {
-                let wp = pack_blocked(&w, n, k).0;
-                both(Elem::F16, wp.len(), &f16_words(&wp))
-            }
-        };
         let xb = both(Elem::F32, x.len(), bytemuck::cast_slice(&x));
         let y = both(Elem::F32, m * n, &[]);
         let b =
