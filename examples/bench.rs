@@ -73,8 +73,9 @@ struct Args {
     /// KV-cache element type: f16 or f32.
     #[arg(long, default_value = "f16")]
     kv: String,
-    /// Backend variants to compare, each with every dtype (comma-separated): default, or the
-    /// CPU-adapter load paths turned off one at a time: no-int64, no-subgroups.
+    /// Backend variants to compare, each with every dtype (comma-separated): default, the
+    /// CPU-adapter load paths turned off one at a time (no-int64, no-subgroups), or the
+    /// GPUs' split-K mat-vec on a CPU adapter (split-k).
     #[arg(long, value_delimiter = ',', default_value = "default")]
     variant: Vec<String>,
     /// Also write the JSON results to this file.
@@ -147,9 +148,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 "default" => {}
                 "no-int64" => wgpu.no_int64 = true,
                 "no-subgroups" => wgpu.no_subgroups = true,
+                "split-k" => wgpu.split_k_on_cpu = true,
                 other => {
                     return Err(Error::InvalidArgument(format!(
-                        "--variant {other}: expected default, no-int64 or no-subgroups"
+                        "--variant {other}: expected default, no-int64, no-subgroups or split-k"
                     ))
                     .into())
                 }
