@@ -19,6 +19,7 @@
 //   4 state     storage  array<u32>        STATE_WORDS per row
 //   5 partials  storage  array<f32>        [rows][heads][n_chunks][head_dim + 2]
 //   6 out       storage  array<f32>        row r, head h, dim d at out_base + r*out_row + h*head_dim + d
+//   7, 8        64-bit views of kt and vt where the device has them (shaders/attend_kv64.wgsl)
 // Dispatch: partial (n_chunks, heads, rows), merge (heads, rows, 1) unless SINGLE; workgroup
 // (64, 1, 1).
 // FULL (benchmark only) reads the whole capacity and masks positions >= n_valid, as a static
@@ -72,9 +73,7 @@ fn row_done(r: u32) -> bool {
 fn load8(cache: u32, e: u32) -> array<vec4<f32>, 2> {
     var out: array<vec4<f32>, 2>;
     if (KV_F16) {
-        var w: vec4<u32>;
-        if (cache == 0u) { w = kt[e / 8u]; } else { w = vt[e / 8u]; }
-        out = unpack8(w);
+        out = unpack8_act(load_kv_words(cache, e / 8u));
     } else {
         var w0: vec4<u32>;
         var w1: vec4<u32>;

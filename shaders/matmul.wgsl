@@ -35,7 +35,8 @@
 //           with 8-lane subgroups (shaders/subgroup8.wgsl is prepended) the host makes WG_Y = 1,
 //           and the x rows, the same for every lane, are loaded once per subgroup and broadcast.
 //   matvec  (decode rows, m <= MV_MAX_ROWS, no batch) dispatch (ceil(n / 8 / WG_X), 1, 1),
-//           workgroup (WG_X, KSPLIT, 1); see its own comment below.
+//           workgroup (WG_X, KSPLIT, 1); see its own comment below. With 8-lane subgroups
+//           and several rows, the rows' x are likewise loaded once per subgroup.
 
 struct Seg {
     end: u32,     // one past the segment's last column
@@ -351,6 +352,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 override KSPLIT: u32 = 1u;
 const MV_MAX_ROWS: u32 = 8u; // = MATVEC_MAX_ROWS in encode.rs
+// Several decode rows' x shared through 8-lane subgroups (shaders/subgroup8.wgsl): lane l
+// loads row l's next k and the subgroup hands them round, so a batch's x costs each lane one
+// load per k step, as one row does (8 rows: the logits projection 2x faster on lavapipe).
+override MV_SHARE_X: bool = SG8 && ROWS > 1u;
 // Partial sums of slices 1 .. KSPLIT-1: [slice - 1][WG_X][row][2]; WG_X * KSPLIT <= 64.
 var<workgroup> partial_sums: array<vec4<f32>, 1008>;
 
@@ -381,7 +386,13 @@ fn matvec(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocati
     let col0 = blk * 8u;
     let slice = lid.y;
     // No early return: every invocation must reach the barrier below.
-    var live = col0 < p.n;
+    let lane = sg8_lane();
+    let share_x = MV_SHARE_X && lane < 8u;
+    let has_cols = col0 < p.n;
+    // With shared x, a lane past the last column still runs the k loop (reading the last
+    // block) while its subgroup has live lanes: they need its loads.
+    let subgroup_has_cols = sg8_any(has_cols);
+    var live = has_cols || (share_x && subgroup_has_cols);
     if (USE_STATE) {
         var any_live = false;
         for (var r = 0u; r < ROWS; r++) {
@@ -389,6 +400,8 @@ fn matvec(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocati
         }
         live = live && any_live;
     }
+    // The row whose x this lane loads for the subgroup.
+    let x_row = min(lane, ROWS - 1u);
 
     let k4s = p.k / 4u;
     let per_slice = (k4s + KSPLIT - 1u) / KSPLIT;
@@ -398,7 +411,7 @@ fn matvec(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocati
     for (var r = 0u; r < ROWS; r++) { xoff[r] = (p.x_base + r * p.x_row) / 4u; }
     // B offsets in vec4 units; int8 steps a pair of k-rows per b_k4.
     let k_steps = select(4u, 2u, B_FMT == 2u);
-    var bi = p.b_base4 + k4_begin * k_steps * p.b_k4 + blk * p.b_blk4;
+    var bi = p.b_base4 + k4_begin * k_steps * p.b_k4 + min(blk, (p.n - 1u) / 8u) * p.b_blk4;
 
     var acc: array<array<vec4<f32>, 2>, MV_MAX_ROWS>;
     if (live && X64) {
@@ -408,10 +421,20 @@ fn matvec(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocati
         for (var k8 = k4_begin; k8 < k4_end; k8 += 2u) {
             var xa: array<vec4<f32>, MV_MAX_ROWS>;
             var xb: array<vec4<f32>, MV_MAX_ROWS>;
-            for (var r = 0u; r < ROWS; r++) {
-                let pr = load_x64_pair((xoff[r] + k8) / 2u);
-                xa[r] = pr[0];
-                xb[r] = pr[1];
+            if (share_x) {
+                let pr = load_x64_pair((xoff[x_row] + k8) / 2u);
+                let sa = bcast8(pr[0]);
+                let sb = bcast8(pr[1]);
+                for (var r = 0u; r < ROWS; r++) {
+                    xa[r] = sa[r];
+                    xb[r] = sb[r];
+                }
+            } else {
+                for (var r = 0u; r < ROWS; r++) {
+                    let pr = load_x64_pair((xoff[r] + k8) / 2u);
+                    xa[r] = pr[0];
+                    xb[r] = pr[1];
+                }
             }
             mv_blocked_k4(&acc, bi, xa);
             mv_blocked_k4(&acc, bi + 4u, xb);
@@ -420,7 +443,12 @@ fn matvec(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocati
     } else if (live) {
         for (var k4 = k4_begin; k4 < k4_end; k4++) {
             var xv: array<vec4<f32>, MV_MAX_ROWS>;
-            for (var r = 0u; r < ROWS; r++) { xv[r] = x[xoff[r] + k4]; }
+            if (share_x) {
+                let sv = bcast8(x[xoff[x_row] + k4]);
+                for (var r = 0u; r < ROWS; r++) { xv[r] = sv[r]; }
+            } else {
+                for (var r = 0u; r < ROWS; r++) { xv[r] = x[xoff[r] + k4]; }
+            }
             if (B_FMT == 2u) {
                 for (var kp = 0u; kp < 2u; kp++) {
                     // Word j: (col 2j, even k), (2j, odd k), (2j+1, even k), (2j+1, odd k).
@@ -493,7 +521,7 @@ fn matvec(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocati
             }
         }
     }
-    if (!live) { return; }
+    if (!live || !has_cols) { return; }
 
     // Segment boundaries are multiples of 16, so a block of 8 lies in one segment.
     var s = 0u;

@@ -733,10 +733,11 @@ fn matmul_int8_weights_and_embedding() {
     assert_close("int8 embed", &a, &b, 1e-6);
 }
 
-/// The GEMM with its x rows shared through 8-lane subgroups (lavapipe) computes bit for bit
-/// what the plain loads do, and both match the reference: shapes with one row group per
-/// workgroup (where sharing applies), partly filled last subgroups (lanes past the last column
-/// serve broadcasts without storing), every weight format, and a tile with fewer than 16 rows.
+/// The GEMM and the mat-vec with their x rows shared through 8-lane subgroups (lavapipe)
+/// compute bit for bit what the plain loads do, and both match the reference: shapes with one
+/// row group per workgroup (where sharing applies), partly filled last subgroups (lanes past
+/// the last column serve broadcasts without storing), every weight format, a tile with fewer
+/// than 16 rows, and 7 decode rows (the mat-vec, 7 of a subgroup's 8 lanes loading x).
 #[test]
 fn matmul_shared_rows_match_plain_loads() {
     use whisper_wgpu::backend::wgpu::WgpuOptions;

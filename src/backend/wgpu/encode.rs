@@ -632,6 +632,8 @@ impl Ctx<'_> {
                 Bind::Buf(o.state),
                 Bind::Buf(o.partials),
                 Bind::Buf(o.out),
+                Bind::Buf(o.k_t), // kt64, vt64: 64-bit views (shaders/attend_kv64.wgsl)
+                Bind::Buf(o.v_t),
             ]
         };
         let bytes = bytemuck::bytes_of(&params);

@@ -28,8 +28,8 @@ enum Slot {
 pub struct KernelFeatures {
     /// 8-lane subgroups (shaders/subgroup8.wgsl): the GEMM shares its x rows through them.
     pub subgroup8: bool,
-    /// 64-bit integers (shaders/int64.wgsl): the matvec reads blocked f16 weights 32 bytes
-    /// at a time.
+    /// 64-bit integers (shaders/int64.wgsl, shaders/attend_kv64.wgsl): the matvec reads
+    /// blocked f16 weights 32 bytes at a time, decode attention its K/V 16 bytes in two loads.
     pub int64: bool,
 }
 
@@ -55,7 +55,14 @@ impl Kernel {
             Kernel::LayerNorm => include_str!("../../../shaders/layernorm.wgsl").into(),
             Kernel::Softmax => include_str!("../../../shaders/softmax.wgsl").into(),
             Kernel::Embed => include_str!("../../../shaders/embed.wgsl").into(),
-            Kernel::Attend => [f16, include_str!("../../../shaders/attend.wgsl")].concat(),
+            Kernel::Attend => {
+                let kv64 = if features.int64 {
+                    include_str!("../../../shaders/attend_kv64.wgsl")
+                } else {
+                    include_str!("../../../shaders/attend_kv64_none.wgsl")
+                };
+                [f16, kv64, include_str!("../../../shaders/attend.wgsl")].concat()
+            }
             Kernel::Select => include_str!("../../../shaders/select.wgsl").into(),
         }
     }
@@ -79,7 +86,7 @@ impl Kernel {
             Kernel::LayerNorm => &[Uniform, Read, Read, Read, Read, ReadWrite],
             Kernel::Softmax => &[Uniform, ReadWrite],
             Kernel::Embed => &[Uniform, Read, Read, Read, ReadWrite],
-            Kernel::Attend => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::Attend => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, Read, Read],
             Kernel::Select => &[Uniform, Read, Read, ReadWrite, ReadWrite, ReadWrite],
         }
     }
