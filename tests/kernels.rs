@@ -836,7 +836,8 @@ fn matvec_rows_every_format_and_split_k() {
 /// The 64-bit loads of B and x (shaders/int64.wgsl, on lavapipe) give bit for bit what 32-bit
 /// loads give, and both match the reference: the mat-vec on blocked f16 weights (as CPU
 /// adapters store the decoder's) over split-K and wide shapes and several rows, and the GEMM
-/// on k-major f32; and the embedding lookup reads a blocked table.
+/// on k-major f32, and decode attention's f16 K/V; and the embedding lookup reads a blocked
+/// table.
 #[test]
 fn int64_loads_match_32_bit_loads_and_blocked_embedding() {
     use whisper_wgpu::backend::wgpu::WgpuOptions;
@@ -872,6 +873,49 @@ fn int64_loads_match_32_bit_loads_and_blocked_embedding() {
         // Sums of up to 1536 terms of |x w| <= 0.2 in another order: 1e-4 relative.
         assert_close(&what, &reference, &wide, 1e-4 * (k as f32).sqrt());
         assert!(wide == narrow_y, "{what}: 64-bit and 32-bit loads differ");
+    }
+    // Decode attention reads its f16 caches through vec2<u64> views (shaders/attend_kv64.wgsl):
+    // self-attention over two chunks and a short prefix, and cross-attention.
+    let (rows, heads, hd, cap) = (2usize, 3usize, 64usize, 1040usize);
+    for fixed_len in [None, Some(1037)] {
+        let qv = rng.vec(rows * heads * hd, 1.0);
+        let kv = [rng.vec(rows * heads * hd * cap, 1.0), rng.vec(rows * heads * hd * cap, 1.0)];
+        let mut state = vec![0u32; rows * STATE_WORDS];
+        state[state::POS] = 1030;
+        state[STATE_WORDS + state::POS] = 5;
+        let mut both = |elem: Elem, len: usize, bytes: &[u8]| buffer_beside(&mut t, &mut narrow, elem, len, bytes);
+        let q = both(Elem::F32, qv.len(), bytemuck::cast_slice(&qv));
+        let k_t = both(Elem::F16, kv[0].len(), &f16_words(&kv[0]));
+        let v_t = both(Elem::F16, kv[1].len(), &f16_words(&kv[1]));
+        let st = both(Elem::U32, state.len(), bytemuck::cast_slice(&state));
+        let out = both(Elem::F32, rows * heads * hd, &[]);
+        let mut op = Attend {
+            rows,
+            heads,
+            head_dim: hd,
+            cap,
+            fixed_len,
+            max_len: fixed_len.unwrap_or(cap),
+            q,
+            q_base: 0,
+            q_row: heads * hd,
+            k_t,
+            v_t,
+            kv: Elem::F16,
+            partials: BufId(0),
+            out,
+            out_base: 0,
+            out_row: heads * hd,
+            scale: 0.125,
+            state: st,
+            full_capacity: false,
+        };
+        op.partials = both(Elem::F32, op.partials_len(), &[]);
+        let (reference, wide, narrow_out) = run_beside(&mut t, &mut narrow, Op::Attend(op), out, rows * heads * hd);
+        let what = format!("attention fixed_len={fixed_len:?}");
+        // As in attend_case: softmax-weighted means of values in [-1, 1].
+        assert_close(&what, &reference, &wide, 2e-5);
+        assert!(wide == narrow_out, "{what}: 64-bit and 32-bit K/V loads differ");
     }
     // The embedding lookup reads the blocked table (tokens in the first, a middle and the last,
     // partly filled block).

@@ -26,7 +26,8 @@ enum Slot {
 /// What the device offers that some kernels use, each with a portable stand-in.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelFeatures {
-    /// 8-lane subgroups (shaders/subgroup8.wgsl): the GEMM shares its x rows through them.
+    /// 8-lane subgroups (shaders/subgroup8.wgsl): the GEMM and the batched mat-vec share their
+    /// x rows through them.
     pub subgroup8: bool,
     /// 64-bit integers (shaders/int64.wgsl, shaders/attend_kv64.wgsl): the matvec reads
     /// blocked f16 weights 32 bytes at a time, decode attention its K/V 16 bytes in two loads.

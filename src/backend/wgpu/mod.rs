@@ -54,10 +54,11 @@ pub struct WgpuBackend {
     /// Widen f16 with integer ops (`SOFT_F16` in shaders/f16.wgsl): on CPU adapters, where
     /// lavapipe's `unpack2x16float` is slow.
     soft_f16: bool,
-    /// The GEMM shares its x rows through 8-lane subgroups (shaders/subgroup8.wgsl), which
-    /// wants one row group per workgroup.
+    /// The GEMM and the batched mat-vec share their x rows through 8-lane subgroups
+    /// (shaders/subgroup8.wgsl); the GEMM then wants one row group per workgroup.
     subgroup8: bool,
-    /// The matvec reads blocked f16 weights through 64-bit loads (shaders/int64.wgsl).
+    /// The matvec reads blocked f16 weights through 64-bit loads (shaders/int64.wgsl), decode
+    /// attention its K/V (shaders/attend_kv64.wgsl).
     int64: bool,
 }
 
