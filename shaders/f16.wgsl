@@ -32,9 +32,13 @@ fn unpack8(w: vec4<u32>) -> array<vec4<f32>, 2> {
 
 // unpack8 for activations (the attention caches): with SOFT_F16, each half's bits are moved
 // into an f32's sign, exponent and mantissa fields and the exponent rebiased by one multiply
-// by 2^112, about a third of unpack8's operations. Exact for normal values; subnormal halves
-// (|x| < 6.1e-5) become f32 subnormals, which the CPU flushes to zero where it runs with
-// denormals-are-zero: negligible in sums of O(1) products, unlike in the weights.
+// by 2^112, about a third of unpack8's operations. Exact on lavapipe, which keeps f32
+// subnormals: a subnormal half (|x| < 6.1e-5) becomes an f32 subnormal that the multiply
+// scales exactly, but each SIMD multiply meeting one costs an x86 microcode assist (measured
+// 5x slower with all-subnormal inputs). Rare in activations; not so in weights (0.37% of
+// tiny.en's halves, 3.6% of 8-wide vectors of its embedding), where the assists cancel the
+// gain, hence unpack8 for them. Where a CPU runs with denormals-are-zero, those halves become
+// zeros instead.
 fn unpack8_act(w: vec4<u32>) -> array<vec4<f32>, 2> {
     if (SOFT_F16) {
         // The high half: an arithmetic shift right by 3 puts its exponent at bits 23..27 and
