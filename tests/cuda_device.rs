@@ -274,27 +274,7 @@ fn attention_matches_the_reference() {
             let q = p.f32(&rng.vec(rows * heads * hd, 0.5));
             let out = p.f32(&vec![0.0; rows * heads * hd]);
             let st = p.u32(&state_rows(&[5, 3000, 100], &[false, false, true]));
-            let mut a = Attend {
-                rows,
-                heads,
-                head_dim: hd,
-                cap,
-                fixed_len,
-                max_len: fixed_len.unwrap_or(cap),
-                q,
-                q_base: 0,
-                q_row: heads * hd,
-                k_t,
-                v_t,
-                kv,
-                partials: BufId(0),
-                out,
-                out_base: 0,
-                out_row: heads * hd,
-                scale: 0.125,
-                state: st,
-                full_capacity: full,
-            };
+            let mut a = attend_op((rows, heads, hd, cap), fixed_len, kv, full, [q, k_t, v_t, out, st]);
             a.partials = p.f32(&vec![0.0; a.partials_len()]);
             p.run(&[Op::Attend(a)], 1);
             let (x, y) = p.f32s(out, rows * heads * hd);

@@ -426,27 +426,8 @@ fn attend_case_dims(
     }
     let st = t.u32(&state);
     let out = t.zeros(rows * heads * hd);
-    let mut op = Attend {
-        rows,
-        heads,
-        head_dim: hd,
-        cap,
-        fixed_len: fixed,
-        max_len: fixed.unwrap_or(cap),
-        q,
-        q_base: 4,
-        q_row: heads * hd,
-        k_t: kt,
-        v_t: vt,
-        kv,
-        partials: BufId(0),
-        out,
-        out_base: 0,
-        out_row: heads * hd,
-        scale: 0.125,
-        state: st,
-        full_capacity: full,
-    };
+    let mut op = attend_op((rows, heads, hd, cap), fixed, kv, full, [q, kt, vt, out, st]);
+    op.q_base = 4;
     op.partials = t.zeros(op.partials_len());
     t.run(&[Op::Attend(op)], 1);
     let (a, b) = t.read_f32(out, rows * heads * hd);
@@ -889,27 +870,7 @@ fn int64_loads_match_32_bit_loads_and_blocked_embedding() {
         let v_t = both(Elem::F16, kv[1].len(), &f16_words(&kv[1]));
         let st = both(Elem::U32, state.len(), bytemuck::cast_slice(&state));
         let out = both(Elem::F32, rows * heads * hd, &[]);
-        let mut op = Attend {
-            rows,
-            heads,
-            head_dim: hd,
-            cap,
-            fixed_len,
-            max_len: fixed_len.unwrap_or(cap),
-            q,
-            q_base: 0,
-            q_row: heads * hd,
-            k_t,
-            v_t,
-            kv: Elem::F16,
-            partials: BufId(0),
-            out,
-            out_base: 0,
-            out_row: heads * hd,
-            scale: 0.125,
-            state: st,
-            full_capacity: false,
-        };
+        let mut op = attend_op((rows, heads, hd, cap), fixed_len, Elem::F16, false, [q, k_t, v_t, out, st]);
         op.partials = both(Elem::F32, op.partials_len(), &[]);
         let (reference, wide, narrow_out) = run_beside(&mut t, &mut narrow, Op::Attend(op), out, rows * heads * hd);
         let what = format!("attention fixed_len={fixed_len:?}");

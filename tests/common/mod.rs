@@ -8,7 +8,7 @@ use half::f16;
 use whisper_wgpu::backend::cpu::CpuBackend;
 use whisper_wgpu::backend::wgpu::{WgpuBackend, WgpuOptions};
 use whisper_wgpu::backend::Backend;
-use whisper_wgpu::graph::{BufId, Elem, Op};
+use whisper_wgpu::graph::{Attend, BufId, Elem, Op};
 
 /// The variable that lets a machine without any Vulkan/Metal/DX12 adapter skip GPU tests.
 pub const SKIP_GPU_VAR: &str = "WHISPER_WGPU_SKIP_GPU_TESTS";
@@ -149,4 +149,37 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
 pub fn assert_close(what: &str, reference: &[f32], got: &[f32], tol: f32) {
     let (d, i) = max_abs_diff(reference, got);
     assert!(d <= tol, "{what}: max |diff| {d:e} at {i} (reference {}, got {}) exceeds {tol:e}", reference[i], got[i]);
+}
+
+/// A decode-attention op: `rows` rows of `heads` heads of `head_dim` (rows of queries and
+/// outputs packed, from element 0), caches of `cap` keys, scale 1/8. `buffers` are q, k_t, v_t,
+/// out and the step state; the caller sizes and sets `partials` (from `partials_len`).
+pub fn attend_op(
+    (rows, heads, head_dim, cap): (usize, usize, usize, usize),
+    fixed_len: Option<usize>,
+    kv: Elem,
+    full_capacity: bool,
+    [q, k_t, v_t, out, state]: [BufId; 5],
+) -> Attend {
+    Attend {
+        rows,
+        heads,
+        head_dim,
+        cap,
+        fixed_len,
+        max_len: fixed_len.unwrap_or(cap),
+        q,
+        q_base: 0,
+        q_row: heads * head_dim,
+        k_t,
+        v_t,
+        kv,
+        partials: BufId(0),
+        out,
+        out_base: 0,
+        out_row: heads * head_dim,
+        scale: 0.125,
+        state,
+        full_capacity,
+    }
 }
