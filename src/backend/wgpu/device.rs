@@ -130,7 +130,8 @@ impl GpuDevice {
         if subgroup8 {
             desc.required_features |= wgpu::Features::SUBGROUP;
         }
-        // 64-bit loads serve CPU adapters' blocked f16 weights (shaders/int64.wgsl).
+        // 64-bit loads serve CPU adapters' blocked f16 weights (shaders/int64.wgsl) and their
+        // attention caches (shaders/attend_kv64.wgsl).
         let int64 = adapter.features().contains(wgpu::Features::SHADER_INT64)
             && adapter.get_info().device_type == wgpu::DeviceType::Cpu;
         if int64 {
