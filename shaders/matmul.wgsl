@@ -386,12 +386,17 @@ fn matvec(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocati
     let col0 = blk * 8u;
     let slice = lid.y;
     // No early return: every invocation must reach the barrier below.
-    let lane = sg8_lane();
-    let share_x = MV_SHARE_X && lane < 8u;
     let has_cols = col0 < p.n;
     // With shared x, a lane past the last column still runs the k loop (reading the last
-    // block) while its subgroup has live lanes: they need its loads.
-    let subgroup_has_cols = sg8_any(has_cols);
+    // block) while its subgroup has live lanes: they need its loads. One row shares nothing,
+    // and skips the subgroup operations (MV_SHARE_X is a constant, so the branch is uniform).
+    var lane = 8u;
+    var subgroup_has_cols = false;
+    if (MV_SHARE_X) {
+        lane = sg8_lane();
+        subgroup_has_cols = sg8_any(has_cols);
+    }
+    let share_x = MV_SHARE_X && lane < 8u;
     var live = has_cols || (share_x && subgroup_has_cols);
     if (USE_STATE) {
         var any_live = false;

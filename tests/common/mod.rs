@@ -152,8 +152,8 @@ pub fn assert_close(what: &str, reference: &[f32], got: &[f32], tol: f32) {
 }
 
 /// A decode-attention op: `rows` rows of `heads` heads of `head_dim` (rows of queries and
-/// outputs packed, from element 0), caches of `cap` keys, scale 1/8. `buffers` are q, k_t, v_t,
-/// out and the step state; the caller sizes and sets `partials` (from `partials_len`).
+/// outputs packed, from element 0), caches of `cap` keys, scale 1/8. The five buffers are q,
+/// k_t, v_t, out and the step state; the caller sizes and sets `partials` (`partials_len`).
 pub fn attend_op(
     (rows, heads, head_dim, cap): (usize, usize, usize, usize),
     fixed_len: Option<usize>,
