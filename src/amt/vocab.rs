@@ -101,6 +101,17 @@ impl Token {
         matches!(self, Token::Bos | Token::Eos | Token::Pad | Token::Unk | Token::Dim)
     }
 
+    /// The tuple's second element when it is an integer: what upstream reads as `tok[1]`
+    /// without checking the kind (None for the specials and for `["prev", "pedal"]`).
+    pub(crate) fn int_value(&self) -> Option<i64> {
+        match *self {
+            Token::Prev(p) | Token::On(p) | Token::Off(p) | Token::Vel(p) => Some(p as i64),
+            Token::Pedal(down) => Some(down as i64),
+            Token::Onset(ms) => Some(ms as i64),
+            _ => None,
+        }
+    }
+
     /// The reference files' JSON form: `"<S>"` or `["on", 60]`, `["prev", "pedal"]`.
     pub fn to_json(&self) -> Value {
         let pair = |kind: &str, v: i64| Value::from(vec![Value::from(kind), Value::from(v)]);
