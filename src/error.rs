@@ -20,6 +20,9 @@ pub enum Error {
     Tensor { name: String, msg: String },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A MIDI file that cannot be read or a note list that cannot be written as one.
+    #[error("MIDI: {0}")]
+    Midi(String),
     #[error("no GPU adapter: {0}")]
     NoAdapter(String),
     #[error("GPU error: {0}")]

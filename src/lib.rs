@@ -1,4 +1,5 @@
 //! whisper-wgpu: Whisper-architecture encoder-decoder models on any GPU through wgpu.
+pub mod amt;
 pub mod audio;
 pub mod backend;
 pub mod checkpoint;
