@@ -8,16 +8,19 @@
 //! - [`mod@resample`]: a streaming windowed-sinc (Kaiser) resampler.
 //! - [`mel`]: the log-mel spectrogram of one 30 s window, exactly as Whisper computes it, for
 //!   any number of mel bands.
+//! - `stft`: the centred, reflect-padded power STFT (periodic Hann) the log-mel front ends share.
 #[cfg(feature = "formats")]
 mod compressed;
 mod fft;
 pub mod mel;
 pub mod resample;
+mod stft;
 pub mod stream;
 pub mod wav;
 
 pub use mel::{log_mel_spectrogram, mel_filters, LogMel, MAX_MELS};
 pub use resample::{resample, Resampler};
+pub use stft::periodic_hann;
 pub use stream::AudioStream;
 pub use wav::{
     decode_wav, decode_wav_with, load_wav, load_wav_with, read_wav, Audio, WavInfo, WavOptions, WavStream,
