@@ -56,29 +56,16 @@ fn mel_filters_f64(n_mels: usize) -> Vec<f64> {
         .map(mel_to_hz)
         .collect();
     let bin_hz = SAMPLE_RATE as f64 / N_FFT as f64;
-    // Slaney normalisation: each triangle has unit area in Hz (times 2 / width).
-    triangular_filters(&edges, bin_hz, N_FREQS, |lo, hi| 2.0 / (hi - lo))
-}
-
-/// Triangular filters with corners at consecutive `edges_hz` (n_mels + 2 of them) over `n_freqs`
-/// bins `bin_hz` apart, each scaled by `norm(lo, hi)`: `[n_mels][n_freqs]` row-major. The
-/// triangle is max(0, min(rising, falling)), as librosa and torchaudio both write it.
-pub(super) fn triangular_filters(
-    edges_hz: &[f64],
-    bin_hz: f64,
-    n_freqs: usize,
-    norm: impl Fn(f64, f64) -> f64,
-) -> Vec<f64> {
-    let n_mels = edges_hz.len() - 2;
-    let mut w = vec![0.0; n_mels * n_freqs];
-    for (row, e) in w.chunks_exact_mut(n_freqs).zip(edges_hz.windows(3)) {
-        let (lo, mid, hi) = (e[0], e[1], e[2]);
-        let scale = norm(lo, hi);
-        for (k, v) in row.iter_mut().enumerate() {
+    let mut w = vec![0.0; n_mels * N_FREQS];
+    for m in 0..n_mels {
+        let (lo, mid, hi) = (edges[m], edges[m + 1], edges[m + 2]);
+        // Slaney normalisation: each triangle has unit area in Hz (times 2 / width).
+        let enorm = 2.0 / (hi - lo);
+        for (k, v) in w[m * N_FREQS..(m + 1) * N_FREQS].iter_mut().enumerate() {
             let f = k as f64 * bin_hz;
             let up = (f - lo) / (mid - lo);
             let down = (hi - f) / (hi - mid);
-            *v = up.min(down).max(0.0) * scale;
+            *v = up.min(down).max(0.0) * enorm;
         }
     }
     w
@@ -118,17 +105,22 @@ impl Band {
     }
 }
 
-/// The normalisation both Whisper and aria-amt apply to mel energies: log10(max(x, 1e-10)),
-/// floored at (max over the window - 8), then (x + 4) / 4. `energies` is frame-major
-/// (`[3000][n_mels]`, overwritten with the logs); `out` gets `[n_mels][3000]` row-major.
-pub(super) fn normalise_log_mel(energies: &mut [f64], n_mels: usize, out: &mut [f32]) {
+/// The first half of the normalisation Whisper and aria-amt share: log10(max(x, 1e-10)) in
+/// place; returns the largest log, from which the floor is taken.
+pub(super) fn log10_energies(energies: &mut [f64]) -> f64 {
     let mut max = f64::NEG_INFINITY;
     for e in energies.iter_mut() {
         *e = e.max(1e-10).log10();
         max = max.max(*e);
     }
+    max
+}
+
+/// The second half: max(x, `max` - 8), then (x + 4) / 4, with `max` over the whole window, from
+/// frame-major `logs` (`[3000][n_mels]`) into `out` (`[n_mels][3000]` row-major).
+pub(super) fn floor_and_scale(logs: &[f64], n_mels: usize, max: f64, out: &mut [f32]) {
     let floor = max - 8.0;
-    for (t, row) in energies.chunks_exact(n_mels).enumerate() {
+    for (t, row) in logs.chunks_exact(n_mels).enumerate() {
         for (m, &v) in row.iter().enumerate() {
             out[m * N_FRAMES + t] = ((v.max(floor) + 4.0) / 4.0) as f32;
         }
@@ -178,15 +170,16 @@ impl LogMel {
     pub fn compute_into(&self, samples: &[f32], out: &mut [f32]) -> Result<()> {
         check_out_len(out, self.n_mels)?;
         check_window(samples)?;
-        // Mel energies, frame-major while computing; transposed by the normalisation.
+        // Mel energies, frame-major while computing; transposed at the end.
         let mut energies = vec![0.0f64; N_FRAMES * self.n_mels];
-        self.stft.for_each_frame(samples, |t, power| {
+        self.stft.for_each_frame(samples, 0..N_FRAMES, |t, power| {
             let row = &mut energies[t * self.n_mels..(t + 1) * self.n_mels];
             for (e, band) in row.iter_mut().zip(&self.bands) {
                 *e = band.energy(power);
             }
         });
-        normalise_log_mel(&mut energies, self.n_mels, out);
+        let max = log10_energies(&mut energies);
+        floor_and_scale(&energies, self.n_mels, max, out);
         Ok(())
     }
 }

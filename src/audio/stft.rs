@@ -8,6 +8,7 @@
 use super::fft::{RealFft, C64};
 use super::{HOP_LENGTH, N_FRAMES, N_SAMPLES};
 use crate::{Error, Result};
+use std::ops::Range;
 
 /// The periodic Hann window of `torch.hann_window(n)`: 0.5 - 0.5 cos(2 pi i / n) for i < n.
 pub fn periodic_hann(n: usize) -> Vec<f64> {
@@ -61,16 +62,17 @@ impl PowerStft {
         self.fft.bins()
     }
 
-    /// Computes |X|^2 of the 3000 frames of `samples` (already checked by [`check_window`]) and
-    /// hands each to `each(frame, power)` in frame order.
-    pub fn for_each_frame(&self, samples: &[f32], mut each: impl FnMut(usize, &[f64])) {
+    /// Computes |X|^2 of frames `frames` (within 0..3000) of `samples` (already checked by
+    /// [`check_window`]) and hands each to `each(frame, power)` in frame order.
+    pub fn for_each_frame(&self, samples: &[f32], frames: Range<usize>, mut each: impl FnMut(usize, &[f64])) {
         let n_fft = self.window.len();
         let padded = reflect_pad(samples, n_fft / 2);
         let mut frame = vec![0.0f64; n_fft];
         let mut spec = vec![C64::default(); self.n_bins()];
         let (mut s1, mut s2) = (vec![C64::default(); n_fft / 2], vec![C64::default(); n_fft / 2]);
         let mut power = vec![0.0f64; self.n_bins()];
-        for t in 0..N_FRAMES {
+        debug_assert!(frames.end <= N_FRAMES);
+        for t in frames {
             let seg = &padded[t * HOP_LENGTH..t * HOP_LENGTH + n_fft];
             for ((f, &x), &w) in frame.iter_mut().zip(seg).zip(&self.window) {
                 *f = x * w;
