@@ -1,8 +1,10 @@
 //! aria-amt's audio front end against what its Python computes (`../shared/reference/aria-amt-random`,
-//! see its README): the log-mel of two windows of piano_synth.wav and the pieces that make it.
+//! see its README): the log-mel of two windows of piano_synth.wav and the pieces that make it, and
+//! the silent intervals of every window of the plain and the gapped piano_synth audio.
 use std::path::{Path, PathBuf};
 use whisper_wgpu::audio::{
-    aria_mel_filters, load_wav, periodic_hann, AriaLogMel, FrontEnd, FrontEndKind, N_FRAMES, N_SAMPLES,
+    aria_mel_filters, frame_levels_db, load_wav, periodic_hann, silent_intervals_ms, AriaLogMel, FrontEnd,
+    FrontEndKind, N_FRAMES, N_SAMPLES,
 };
 
 fn shared(rel: &str) -> PathBuf {
@@ -158,6 +160,84 @@ fn log_mel_matches() {
     }
 }
 
+fn read_json(file: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(reference(file)).unwrap()).unwrap()
+}
+
+/// One window of a reference run: its samples [start, end) of the file and its silent intervals.
+struct RecordedWindow {
+    span: (usize, usize),
+    silent_ms: Vec<(u32, u32)>,
+}
+
+fn recorded_windows(json: &serde_json::Value) -> Vec<RecordedWindow> {
+    let int = |v: &serde_json::Value| v.as_u64().unwrap();
+    let windows = json["windows"].as_array().unwrap().iter();
+    windows
+        .map(|w| RecordedWindow {
+            span: (int(&w["audio_samples"][0]) as usize, int(&w["audio_samples"][1]) as usize),
+            silent_ms: w["silent_intervals_ms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (int(&p[0]) as u32, int(&p[1]) as u32))
+                .collect(),
+        })
+        .collect()
+}
+
+fn check_silences(samples: &[f32], file: &str) {
+    for (k, w) in recorded_windows(&read_json(file)).iter().enumerate() {
+        assert_eq!(w.span, (160_000 * k, 160_000 * k + N_SAMPLES), "{file} window {k}");
+        let got = silent_intervals_ms(&window(samples, k));
+        eprintln!("{file} window {k}: {got:?}");
+        assert_eq!(got, w.silent_ms, "{file} window {k}");
+    }
+}
+
+/// piano_synth [0, 20 s) + 8 s of zeros + the rest, as the reference README builds it.
+fn gapped(piano: &[f32]) -> Vec<f32> {
+    piano[..320_000].iter().chain(&vec![0.0; 128_000]).chain(&piano[320_000..]).copied().collect()
+}
+
+/// Exact equality: the intervals are integers. A frame's level is compared with -45 dB; librosa
+/// works in float32, we in f64, so a frame within float32 round-off of the threshold could differ
+/// (none does here: see `silence_levels_keep_clear_of_the_threshold`).
+#[test]
+fn silent_intervals_of_piano_synth() {
+    check_silences(&piano(), "pipeline_piano_synth.json");
+}
+
+#[test]
+fn silent_intervals_of_the_gapped_audio() {
+    use sha2::{Digest, Sha256};
+    let gapped = gapped(&piano());
+    let json = read_json("silence_gap_random.json");
+    assert_eq!(json["audio"]["n_samples"].as_u64(), Some(gapped.len() as u64));
+    let pcm: Vec<u8> = gapped.iter().flat_map(|&v| ((v * 32768.0) as i16).to_le_bytes()).collect();
+    let sha: String = Sha256::digest(&pcm).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(json["audio"]["pcm_int16_sha256"].as_str(), Some(sha.as_str()));
+    check_silences(&gapped, "silence_gap_random.json");
+}
+
+/// How close any frame of the reference windows comes to the -45 dB threshold: far more than
+/// float32 round-off (~1e-5 dB) means librosa's float32 and our f64 agree on every frame.
+#[test]
+fn silence_levels_keep_clear_of_the_threshold() {
+    let piano = piano();
+    let gapped = gapped(&piano);
+    let mut closest = f64::INFINITY;
+    for (audio, n_windows) in [(&piano, 4), (&gapped, 5)] {
+        for k in 0..n_windows {
+            let levels = frame_levels_db(&window(audio, k));
+            assert_eq!(levels.len(), 938);
+            closest = levels.iter().map(|db| (db + 45.0).abs()).fold(closest, f64::min);
+        }
+    }
+    eprintln!("closest frame level to -45 dB: {closest:.3e} dB away");
+    assert!(closest > 1e-3, "{closest:.3e} dB");
+}
+
 /// Not an assertion: `cargo test --release --test aria_frontend -- --ignored --nocapture`.
 #[test]
 #[ignore]
@@ -174,4 +254,9 @@ fn aria_log_mel_timing() {
         mel.compute_into(&w, &mut out).unwrap();
     }
     eprintln!("aria-amt log-mel, one 30 s window: {:.1} ms", t.elapsed().as_secs_f64() * 1e3 / n as f64);
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(silent_intervals_ms(&w));
+    }
+    eprintln!("silent_intervals_ms, one window: {:.2} ms", t.elapsed().as_secs_f64() * 1e3 / n as f64);
 }

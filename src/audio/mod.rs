@@ -8,10 +8,12 @@
 //! - [`mod@resample`]: a streaming windowed-sinc (Kaiser) resampler.
 //! - [`mel`]: the log-mel spectrogram of one 30 s window, exactly as Whisper computes it, for
 //!   any number of mel bands.
-//! - [`aria_mel`]: EleutherAI aria-amt's 512-band log-mel (two STFTs, HTK mels).
+//! - [`aria_mel`]: EleutherAI aria-amt's 512-band log-mel (two STFTs, HTK mels), and
+//!   [`aria_silence`]: the silent stretches its stitching looks for.
 //! - [`frontend`]: [`FrontEnd`], either log-mel behind one `compute_into`, chosen by model config.
 //! - `stft`: the centred, reflect-padded power STFT (periodic Hann) the log-mel front ends share.
 pub mod aria_mel;
+pub mod aria_silence;
 #[cfg(feature = "formats")]
 mod compressed;
 mod fft;
@@ -23,6 +25,7 @@ pub mod stream;
 pub mod wav;
 
 pub use aria_mel::{aria_mel_filters, AriaLogMel, AriaStages, ARIA_N_MELS};
+pub use aria_silence::{frame_levels_db, silent_intervals_ms};
 pub use frontend::{FrontEnd, FrontEndKind};
 pub use mel::{log_mel_spectrogram, mel_filters, LogMel, MAX_MELS};
 pub use resample::{resample, Resampler};
