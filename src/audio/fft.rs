@@ -277,14 +277,17 @@ impl RealFft {
         self.half.forward(packed, z);
         // Split: E[k] = (Z[k] + conj Z[h-k]) / 2 (even samples), O[k] = (Z[k] - conj Z[h-k]) / 2i,
         // X[k] = E[k] + W_n^k O[k].
-        for k in 0..=h {
-            let zk = z[k % h];
-            let zc = z[(h - k) % h].conj();
+        // Bins 0 and h both pair Z[0] with itself (no `% h` in the hot loop: it cost ~10%).
+        let split = |zk: C64, zc: C64, w: C64| {
             let e = zk.add(zc).scale(0.5);
             let o = zk.sub(zc).scale(0.5).mul_neg_i();
-            let w = if k < h { self.twiddles[k] } else { C64::new(-1.0, 0.0) };
-            out[k] = e.add(w.mul(o));
+            e.add(w.mul(o))
+        };
+        out[0] = split(z[0], z[0].conj(), self.twiddles[0]);
+        for k in 1..h {
+            out[k] = split(z[k], z[h - k].conj(), self.twiddles[k]);
         }
+        out[h] = split(z[0], z[0].conj(), C64::new(-1.0, 0.0));
     }
 }
 

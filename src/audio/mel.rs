@@ -9,8 +9,8 @@
 //! 5. log10(max(x, 1e-10)), then max(x, max_over_window - 8), then (x + 4) / 4.
 //!
 //! The STFT and filterbank run in f64 and only the result is rounded to f32.
-use super::fft::{RealFft, C64};
-use super::{HOP_LENGTH, N_FFT, N_FRAMES, N_FREQS, N_SAMPLES, SAMPLE_RATE};
+use super::stft::{check_window, PowerStft};
+use super::{N_FFT, N_FRAMES, N_FREQS, SAMPLE_RATE};
 use crate::{Error, Result};
 
 /// Largest mel count accepted: beyond a few hundred most filters are empty (the bins are 40 Hz
@@ -79,16 +79,69 @@ pub fn mel_filters(n_mels: usize) -> Result<Vec<f32>> {
 }
 
 /// One mel band stored sparsely: its nonzero bins are `start..start + weights.len()`.
-struct Band {
+pub(super) struct Band {
     start: usize,
     weights: Vec<f64>,
+}
+
+impl Band {
+    /// The bands of a dense `[n_mels][n_freqs]` filterbank.
+    pub fn from_dense(dense: &[f64], n_freqs: usize) -> Vec<Band> {
+        dense
+            .chunks_exact(n_freqs)
+            .map(|row| {
+                let start = row.iter().position(|&v| v != 0.0).unwrap_or(0);
+                let end = row.iter().rposition(|&v| v != 0.0).map_or(start, |e| e + 1);
+                Band { start, weights: row[start..end].to_vec() }
+            })
+            .collect()
+    }
+
+    /// The band's energy in one frame's power spectrum.
+    #[inline]
+    pub fn energy(&self, power: &[f64]) -> f64 {
+        let p = &power[self.start..self.start + self.weights.len()];
+        p.iter().zip(&self.weights).map(|(a, b)| a * b).sum()
+    }
+}
+
+/// The first half of the normalisation Whisper and aria-amt share: log10(max(x, 1e-10)) in
+/// place; returns the largest log, from which the floor is taken.
+pub(super) fn log10_energies(energies: &mut [f64]) -> f64 {
+    let mut max = f64::NEG_INFINITY;
+    for e in energies.iter_mut() {
+        *e = e.max(1e-10).log10();
+        max = max.max(*e);
+    }
+    max
+}
+
+/// The second half: max(x, `max` - 8), then (x + 4) / 4, with `max` over the whole window, from
+/// frame-major `logs` (`[3000][n_mels]`) into `out` (`[n_mels][3000]` row-major).
+pub(super) fn floor_and_scale(logs: &[f64], n_mels: usize, max: f64, out: &mut [f32]) {
+    let floor = max - 8.0;
+    for (t, row) in logs.chunks_exact(n_mels).enumerate() {
+        for (m, &v) in row.iter().enumerate() {
+            out[m * N_FRAMES + t] = ((v.max(floor) + 4.0) / 4.0) as f32;
+        }
+    }
+}
+
+/// Checks that a caller's output buffer holds `n_mels x 3000` values.
+pub(super) fn check_out_len(out: &[f32], n_mels: usize) -> Result<()> {
+    if out.len() != n_mels * N_FRAMES {
+        return Err(Error::InvalidArgument(format!(
+            "log-mel output buffer holds {} values, expected {n_mels} x {N_FRAMES}",
+            out.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A planned log-mel extractor: window, FFT plan and filterbank built once, reused per window.
 pub struct LogMel {
     n_mels: usize,
-    window: Vec<f64>,
-    fft: RealFft,
+    stft: PowerStft,
     bands: Vec<Band>,
 }
 
@@ -96,19 +149,8 @@ impl LogMel {
     /// Plans the extractor for `n_mels` bands (80 and 128 for Whisper, 256 for the music model).
     pub fn new(n_mels: usize) -> Result<Self> {
         check_n_mels(n_mels)?;
-        let dense = mel_filters_f64(n_mels);
-        let bands = dense
-            .chunks_exact(N_FREQS)
-            .map(|row| {
-                let start = row.iter().position(|&v| v != 0.0).unwrap_or(0);
-                let end = row.iter().rposition(|&v| v != 0.0).map_or(start, |e| e + 1);
-                Band { start, weights: row[start..end].to_vec() }
-            })
-            .collect();
-        // Periodic Hann (torch.hann_window default): 0.5 - 0.5 cos(2 pi i / N), i < N.
-        let window =
-            (0..N_FFT).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / N_FFT as f64).cos()).collect();
-        Ok(LogMel { n_mels, window, fft: RealFft::new(N_FFT), bands })
+        let bands = Band::from_dense(&mel_filters_f64(n_mels), N_FREQS);
+        Ok(LogMel { n_mels, stft: PowerStft::new(N_FFT), bands })
     }
 
     pub fn n_mels(&self) -> usize {
@@ -126,76 +168,20 @@ impl LogMel {
 
     /// As [`LogMel::compute`], writing into `out` (length `n_mels * 3000`).
     pub fn compute_into(&self, samples: &[f32], out: &mut [f32]) -> Result<()> {
-        if out.len() != self.n_mels * N_FRAMES {
-            return Err(Error::InvalidArgument(format!(
-                "log-mel output buffer holds {} values, expected {} x {N_FRAMES}",
-                out.len(),
-                self.n_mels
-            )));
-        }
-        // Longer audio is an error, not trimmed: dropping all but the first 30 s silently would
-        // lose what a caller meant to transcribe (the long-form `Transcriber` streams windows).
-        if samples.len() > N_SAMPLES {
-            return Err(Error::InvalidArgument(format!(
-                "{} samples are longer than one 30 s window ({N_SAMPLES}); transcribe longer audio \
-                 with transcribe::Transcriber, which streams it window by window",
-                samples.len()
-            )));
-        }
-        if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
-            return Err(Error::InvalidAudio(format!("sample {i} is {} (audio must be finite)", samples[i])));
-        }
-        let signal = samples;
-        let padded = reflect_pad(signal);
-
-        let mut frame = vec![0.0f64; N_FFT];
-        let mut spec = vec![C64::default(); self.fft.bins()];
-        let (mut s1, mut s2) = (vec![C64::default(); N_FFT / 2], vec![C64::default(); N_FFT / 2]);
-        let mut power = vec![0.0f64; N_FREQS];
-        // log10 values, frame-major while computing; transposed at the end.
-        let mut logs = vec![0.0f64; N_FRAMES * self.n_mels];
-        let mut max = f64::NEG_INFINITY;
-        for t in 0..N_FRAMES {
-            let seg = &padded[t * HOP_LENGTH..t * HOP_LENGTH + N_FFT];
-            for ((f, &x), &w) in frame.iter_mut().zip(seg).zip(&self.window) {
-                *f = x * w;
+        check_out_len(out, self.n_mels)?;
+        check_window(samples)?;
+        // Mel energies, frame-major while computing; transposed at the end.
+        let mut energies = vec![0.0f64; N_FRAMES * self.n_mels];
+        self.stft.for_each_frame(samples, 0..N_FRAMES, |t, power| {
+            let row = &mut energies[t * self.n_mels..(t + 1) * self.n_mels];
+            for (e, band) in row.iter_mut().zip(&self.bands) {
+                *e = band.energy(power);
             }
-            self.fft.forward(&frame, &mut spec, &mut s1, &mut s2);
-            for (p, c) in power.iter_mut().zip(&spec) {
-                *p = c.re * c.re + c.im * c.im;
-            }
-            let row = &mut logs[t * self.n_mels..(t + 1) * self.n_mels];
-            for (l, band) in row.iter_mut().zip(&self.bands) {
-                let p = &power[band.start..band.start + band.weights.len()];
-                let e: f64 = p.iter().zip(&band.weights).map(|(a, b)| a * b).sum();
-                *l = e.max(1e-10).log10();
-                max = max.max(*l);
-            }
-        }
-        let floor = max - 8.0;
-        for t in 0..N_FRAMES {
-            for m in 0..self.n_mels {
-                let v = logs[t * self.n_mels + m].max(floor);
-                out[m * N_FRAMES + t] = ((v + 4.0) / 4.0) as f32;
-            }
-        }
+        });
+        let max = log10_energies(&mut energies);
+        floor_and_scale(&energies, self.n_mels, max, out);
         Ok(())
     }
-}
-
-/// Zero-pads `signal` to 480 000 samples and reflect-pads n_fft/2 on both sides (torch's
-/// "reflect": the edge sample is not repeated).
-fn reflect_pad(signal: &[f32]) -> Vec<f64> {
-    const P: usize = N_FFT / 2;
-    let mut x = vec![0.0f64; N_SAMPLES + 2 * P];
-    for (d, &s) in x[P..].iter_mut().zip(signal) {
-        *d = s as f64;
-    }
-    for i in 0..P {
-        x[P - 1 - i] = x[P + 1 + i];
-        x[P + N_SAMPLES + i] = x[P + N_SAMPLES - 2 - i];
-    }
-    x
 }
 
 /// Log-mel spectrogram of one 30 s window of 16 kHz mono audio: `[n_mels][3000]` row-major.
@@ -213,15 +199,5 @@ mod tests {
         for f in [0.0, 100.0, 999.0, 1000.0, 4321.0, 8000.0] {
             assert!((mel_to_hz(hz_to_mel(f)) - f).abs() < 1e-9);
         }
-    }
-
-    #[test]
-    fn reflect_pad_mirrors_without_repeating_the_edge() {
-        let s: Vec<f32> = (1..=N_SAMPLES).map(|i| i as f32).collect();
-        let x = reflect_pad(&s);
-        assert_eq!(x[N_FFT / 2], 1.0);
-        assert_eq!(x[N_FFT / 2 - 1], 2.0);
-        assert_eq!(x[0], (N_FFT / 2 + 1) as f64);
-        assert_eq!(x[x.len() - 1], (N_SAMPLES - N_FFT / 2) as f64);
     }
 }

@@ -1,4 +1,4 @@
-//! The audio front end: WAV -> 16 kHz mono f32 -> Whisper log-mel spectrogram.
+//! The audio front end: WAV -> 16 kHz mono f32 -> log-mel spectrogram (Whisper's or aria-amt's).
 //!
 //! - [`wav`]: decoding through `hound` (8/16/24/32-bit integer PCM, 32-bit float, any channel
 //!   count), down-mixing and resampling, whole-file ([`load_wav`], [`decode_wav`]) or streamed
@@ -8,16 +8,28 @@
 //! - [`mod@resample`]: a streaming windowed-sinc (Kaiser) resampler.
 //! - [`mel`]: the log-mel spectrogram of one 30 s window, exactly as Whisper computes it, for
 //!   any number of mel bands.
+//! - [`aria_mel`]: EleutherAI aria-amt's 512-band log-mel (two STFTs, HTK mels), and
+//!   [`aria_silence`]: the silent stretches its stitching looks for.
+//! - [`frontend`]: [`FrontEnd`], either log-mel behind one `compute_into`, chosen by model config.
+//! - `stft`: the centred, reflect-padded power STFT (periodic Hann) the log-mel front ends share.
+pub mod aria_mel;
+pub mod aria_silence;
 #[cfg(feature = "formats")]
 mod compressed;
 mod fft;
+pub mod frontend;
 pub mod mel;
 pub mod resample;
+mod stft;
 pub mod stream;
 pub mod wav;
 
+pub use aria_mel::{aria_mel_filters, AriaLogMel, AriaStages, ARIA_N_MELS};
+pub use aria_silence::{frame_levels_db, silent_intervals_ms};
+pub use frontend::{FrontEnd, FrontEndKind};
 pub use mel::{log_mel_spectrogram, mel_filters, LogMel, MAX_MELS};
 pub use resample::{resample, Resampler};
+pub use stft::periodic_hann;
 pub use stream::AudioStream;
 pub use wav::{
     decode_wav, decode_wav_with, load_wav, load_wav_with, read_wav, Audio, WavInfo, WavOptions, WavStream,
