@@ -16,6 +16,15 @@
 // row's last position, and, at the step that fed the start-of-transcript token, records the
 // no-speech probability (softmax of the raw logits).
 //
+// Entry point `aria`: EleutherAI aria-amt's selection (its 3419-id note vocabulary; the rules
+// buffer and the timestamp fields are not used). The logit of id 389 (pedal off) is scaled by
+// 1.05; a = the argmax (lowest id on ties); p = softmax of the scaled logits; the token is the
+// p-weighted mean id over [a-2, a+2] within the velocity and onset ids [392, vocab), plus a
+// itself, divided by their p sum + 1e-9 and rounded half to even (WGSL's round). Prompt
+// tokens are forced and the last position ends the row as in `main`; a row also ends at <E>
+// (id 1) or at an onset of 20 s or more (id >= 2418; the host then drops it and the token
+// before it, as aria-amt does).
+//
 // Bindings (group 0):
 //   0 params    uniform  Params
 //   1 logits    storage  array<f32>  [rows][logits_row]
@@ -23,7 +32,7 @@
 //   3 state     storage  array<u32>  STATE_WORDS per row (read-write; layout in src/graph.rs)
 //   4 history   storage  array<u32>  [rows][cap]: prompt tokens, then generated ones
 //   5 logprobs  storage  array<f32>  [rows][cap]
-// Dispatch: (rows, 1, 1); workgroup (256, 1, 1), one workgroup per row.
+// Dispatch (either entry point): (rows, 1, 1); workgroup (256, 1, 1), one workgroup per row.
 
 struct Params { vocab: u32, logits_row: u32, cap: u32, mask_words: u32, ts_begin: u32, no_timestamps: u32, _p0: u32, _p1: u32 }
 
@@ -236,6 +245,87 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     state[st + S_TOKEN] = tok;
     state[st + S_POS] = next_pos;
     if ((!forced && tok == eot) || next_pos + 1u >= state[st + S_MAX_LEN]) {
+        state[st + S_DONE] = 1u;
+    }
+}
+
+const ARIA_PEDAL_OFF: u32 = 389u;
+const ARIA_SMOOTHED: u32 = 392u;
+const ARIA_EOS: u32 = 1u;
+const ARIA_LATE_ONSET: u32 = 2418u;
+
+fn aria_logit(row: u32, t: u32) -> f32 {
+    let v = logits[row + t];
+    return select(v, v * 1.05, t == ARIA_PEDAL_OFF);
+}
+
+@compute @workgroup_size(256)
+fn aria(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let r = wid.x;
+    let st = r * STATE_WORDS;
+    if (lane == 0u) { w_live = select(1u, 0u, state[st + S_DONE] != 0u); }
+    if (workgroupUniformLoad(&w_live) == 0u) { return; }
+    let next_pos = state[st + S_POS] + 1u;
+    let forced = next_pos < state[st + S_PROMPT_LEN];
+    let lrow = r * p.logits_row;
+    // A forced step scans nothing; the barriers below are reached by every lane either way.
+    let n = select(p.vocab, 0u, forced);
+
+    // The argmax of the scaled logits.
+    var best = NEG;
+    var best_id = NONE;
+    for (var t = lane; t < n; t += LANES) {
+        let v = aria_logit(lrow, t);
+        if (better(v, t, best, best_id)) { best = v; best_id = t; }
+    }
+    w_text_score[lane] = best; w_text_idx[lane] = best_id;
+    workgroupBarrier();
+    for (var w = LANES / 2u; w > 0u; w /= 2u) {
+        if (lane < w && better(w_text_score[lane + w], w_text_idx[lane + w], w_text_score[lane], w_text_idx[lane])) {
+            w_text_score[lane] = w_text_score[lane + w]; w_text_idx[lane] = w_text_idx[lane + w];
+        }
+        workgroupBarrier();
+    }
+    let m = w_text_score[0];
+    let a = w_text_idx[0];
+
+    // The softmax denominator.
+    var sum = 0.0;
+    for (var t = lane; t < n; t += LANES) { sum += exp(aria_logit(lrow, t) - m); }
+    w_ts_score[lane] = sum;
+    workgroupBarrier();
+    for (var w = LANES / 2u; w > 0u; w /= 2u) {
+        if (lane < w) { w_ts_score[lane] += w_ts_score[lane + w]; }
+        workgroupBarrier();
+    }
+    if (lane != 0u) { return; }
+
+    let hrow = r * p.cap;
+    var tok: u32;
+    if (forced) {
+        tok = history[hrow + next_pos];
+    } else {
+        let inv_total = 1.0 / w_ts_score[0];
+        var weight = 0.0;
+        var weighted = 0.0;
+        for (var i = max(a, 2u) - 2u; i <= min(a + 2u, p.vocab - 1u); i++) {
+            if (i == a || i >= ARIA_SMOOTHED) {
+                let prob = exp(aria_logit(lrow, i) - m) * inv_total;
+                weight += prob;
+                weighted += prob * f32(i);
+            }
+        }
+        tok = u32(round(weighted / (weight + 1e-9)));
+        let lp = aria_logit(lrow, tok) - m + log(inv_total);
+        logprobs[hrow + next_pos] = lp;
+        history[hrow + next_pos] = tok;
+        state[st + S_SUM_LOGPROB] = bitcast<u32>(bitcast<f32>(state[st + S_SUM_LOGPROB]) + lp);
+        state[st + S_N_GENERATED] = state[st + S_N_GENERATED] + 1u;
+    }
+    state[st + S_TOKEN] = tok;
+    state[st + S_POS] = next_pos;
+    let stop = !forced && (tok == ARIA_EOS || tok >= ARIA_LATE_ONSET);
+    if (stop || next_pos + 1u >= state[st + S_MAX_LEN]) {
         state[st + S_DONE] = 1u;
     }
 }

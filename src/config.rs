@@ -35,6 +35,12 @@ pub enum Naming {
 impl ModelDims {
     /// Reads `config.json` in either spelling; returns the dims and which naming the file implies.
     pub fn from_json(path: &Path, text: &str) -> Result<(ModelDims, Naming)> {
+        Self::from_json_with_vocab(path, text, None)
+    }
+
+    /// [`ModelDims::from_json`] for configs that may leave out the vocabulary size (aria-amt's
+    /// take it from their tokenizer): `vocab` (the token embedding's rows) fills it in.
+    pub fn from_json_with_vocab(path: &Path, text: &str, vocab: Option<usize>) -> Result<(ModelDims, Naming)> {
         let err = |msg: String| Error::Config { path: path.to_path_buf(), msg };
         let v: Value = serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
         let obj = v.as_object().ok_or_else(|| err("top level is not a JSON object".into()))?;
@@ -64,7 +70,12 @@ impl ModelDims {
                     n_text_head: need("n_text_head")?,
                     n_text_layer: need("n_text_layer")?,
                     n_text_mlp: get("n_text_mlp")?.unwrap_or(4 * n_text_state),
-                    n_vocab: need("n_vocab")?,
+                    n_vocab: match (get("n_vocab")?, vocab) {
+                        (Some(n), _) | (None, Some(n)) => n,
+                        (None, None) => {
+                            return Err(err("missing `n_vocab`, and no token embedding to take it from".into()))
+                        }
+                    },
                 },
                 Naming::OpenAi,
             )
@@ -159,10 +170,57 @@ impl ModelDims {
     }
 }
 
+/// Which family a model belongs to: it decides the audio front end, what the tokens mean and
+/// how the next one is chosen. Everything between (the network) is shared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Whisper and models built like it (and the seed-era music model): Whisper's log-mel,
+    /// text tokens (when the checkpoint has a tokenizer), Whisper's decoding rules.
+    #[default]
+    Whisper,
+    /// EleutherAI aria-amt piano transcription: its two-resolution 512-band log-mel, the note
+    /// vocabulary, and its token selection (see [`crate::amt`]).
+    AriaAmt,
+}
+
+impl ModelKind {
+    /// The `front_end` key of `config.json` (`"whisper"` or `"aria-amt"`); without it,
+    /// OpenAI-style configs with 512 mel bands are aria-amt's (its released configs have no
+    /// such key, and no Whisper has 512 bands), everything else is Whisper.
+    pub fn from_json(path: &Path, text: &str, dims: &ModelDims, naming: Naming) -> Result<ModelKind> {
+        let err = |msg: String| Error::Config { path: path.to_path_buf(), msg };
+        let v: Value = serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        match v.get("front_end") {
+            None | Some(Value::Null) if naming == Naming::OpenAi && dims.n_mels == 512 => Ok(ModelKind::AriaAmt),
+            None | Some(Value::Null) => Ok(ModelKind::Whisper),
+            Some(Value::String(s)) if s == "whisper" => Ok(ModelKind::Whisper),
+            Some(Value::String(s)) if s == "aria-amt" => match dims.n_mels {
+                512 => Ok(ModelKind::AriaAmt),
+                n => Err(err(format!("aria-amt's front end makes 512 mel bands; `n_mels` is {n}"))),
+            },
+            Some(other) => Err(err(format!("unknown front end {other} (known: \"whisper\", \"aria-amt\")"))),
+        }
+    }
+}
+
+/// How each decode step chooses its token (on the GPU, in the replayed step).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Selection {
+    /// Whisper's: suppression lists and timestamp rules, then greedy or sampled.
+    #[default]
+    Whisper,
+    /// aria-amt's: the pedal-off logit scaled by 1.05, the argmax, then the probability-weighted
+    /// id among velocity and onset ids within 2 of it; a row ends at `<E>` or at an onset of
+    /// 20 s or more.
+    AriaAmt,
+}
+
 /// How a decode is steered: special tokens and suppression lists. Whisper models carry it in
 /// `generation_config.json`; seed-style models have none, and every field is then empty.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GenerationConfig {
+    /// How the next token is chosen from the logits.
+    pub selection: Selection,
     pub eot: Option<u32>,
     pub sot: Option<u32>,
     pub no_timestamps: Option<u32>,

@@ -52,4 +52,9 @@ impl Error {
     pub fn tensor(name: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Tensor { name: name.into(), msg: msg.into() }
     }
+
+    /// The input audio could not be read or decoded: that input fails, the others go on.
+    pub fn is_input(&self) -> bool {
+        matches!(self, Error::Audio { .. } | Error::InvalidAudio(_))
+    }
 }

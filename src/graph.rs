@@ -265,6 +265,23 @@ pub struct SelectToken {
     pub ts_begin: Option<u32>,
     /// `<|notimestamps|>`, suppressed while the timestamp rules apply.
     pub no_timestamps: Option<u32>,
+    /// Whisper's rules, or aria-amt's selection (which needs its 3419-id vocabulary and uses
+    /// neither the rules buffer nor the timestamp fields).
+    pub rule: crate::config::Selection,
+}
+
+impl SelectToken {
+    /// aria-amt's selection is defined on its 3419-id vocabulary only.
+    pub fn check_rule(&self) -> crate::Result<()> {
+        let aria_vocab = crate::amt::vocab::VOCAB_SIZE as usize;
+        if self.rule == crate::config::Selection::AriaAmt && self.vocab != aria_vocab {
+            return Err(crate::Error::InvalidArgument(format!(
+                "aria-amt's token selection needs its {aria_vocab}-id vocabulary, not {}",
+                self.vocab
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,8 +1,10 @@
 //! A model ready to transcribe: found (directory or hub name), read, uploaded, with its
 //! tokenizer.
+use crate::amt::{PianoOptions, PianoTranscriber, PianoTranscript, PianoWindow};
 use crate::backend::wgpu::WgpuOptions;
 use crate::backend::{self, BackendKind};
 use crate::checkpoint::Checkpoint;
+use crate::config::ModelKind;
 use crate::hub::{resolve_model, HubOptions};
 use crate::model::{Model, WeightDtype};
 use crate::tokenizer::Tokenizer;
@@ -23,6 +25,8 @@ pub struct LoadOptions {
 /// call with its own session.
 pub struct LoadedModel {
     pub model: Model,
+    /// Speech (Whisper) or piano (aria-amt): its front end, tokens and decoding rules.
+    pub kind: ModelKind,
     /// `None` for models without `tokenizer.json` (the seed-style music models).
     pub tokenizer: Option<Tokenizer>,
     pub dir: PathBuf,
@@ -44,7 +48,7 @@ impl LoadedModel {
         };
         let backend = backend::open(options.backend, &options.wgpu)?;
         let model = Model::new(backend, ck.dims, ck.generation, &ck.weights, options.dtype)?;
-        Ok(LoadedModel { model, tokenizer, dir: dir.to_path_buf() })
+        Ok(LoadedModel { model, kind: ck.kind, tokenizer, dir: dir.to_path_buf() })
     }
 
     /// Transcribes 16 kHz mono samples (any length) with OpenAI's long-form rules; see
@@ -102,18 +106,20 @@ impl LoadedModel {
         batch_size: usize,
     ) -> Result<Vec<Transcript>> {
         let sources = inputs.iter().map(|s| SliceSource::new(s)).collect();
-        self.transcribe_sources(sources, options, batch_size, &mut |_, _| {})
+        self.transcribe_sources(sources, options, batch_size, &mut |_, _| {})?.into_iter().collect()
     }
 
     /// [`LoadedModel::transcribe_batch`] over streams; `on_event(i, event)` reports the
-    /// segments and windows of input `i` as they are decoded.
+    /// segments and windows of input `i` as they are decoded. An input that cannot be read or
+    /// decoded gets its error in its place (the others are still transcribed); any other error
+    /// (model, GPU) stops the run.
     pub fn transcribe_sources<S: SampleSource>(
         &self,
         sources: Vec<S>,
         options: &TranscribeOptions,
         batch_size: usize,
         on_event: &mut dyn FnMut(usize, Event<'_>),
-    ) -> Result<Vec<Transcript>> {
+    ) -> Result<Vec<Result<Transcript>>> {
         let tokenizer = self.tokenizer()?;
         if batch_size == 0 {
             return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
@@ -125,7 +131,44 @@ impl LoadedModel {
             .transcribe_sources_events(sources, options, batch_size, on_event)
     }
 
+    /// Transcribes a piano recording with an aria-amt model: windows decoded on the GPU,
+    /// stitched as aria-amt does; `on_window` sees each window (and the notes it added) when
+    /// it is done. Write `transcript.midi`'s bytes to a `.mid` file.
+    pub fn transcribe_piano<S: SampleSource>(
+        &self,
+        source: S,
+        options: &PianoOptions,
+        on_window: &mut dyn FnMut(&PianoWindow),
+    ) -> Result<PianoTranscript> {
+        let mut all = self.transcribe_piano_sources(vec![source], options, &mut |_, w| on_window(w))?;
+        all.remove(0)
+    }
+
+    /// Several piano recordings, their current windows decoded together (up to
+    /// `options.batch_size` rows); results in input order, a recording that cannot be read in
+    /// its place as an error.
+    pub fn transcribe_piano_sources<S: SampleSource>(
+        &self,
+        sources: Vec<S>,
+        options: &PianoOptions,
+        on_window: &mut dyn FnMut(usize, &PianoWindow),
+    ) -> Result<Vec<Result<PianoTranscript>>> {
+        if self.kind != ModelKind::AriaAmt {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a speech model: piano transcription needs an aria-amt checkpoint",
+                self.dir.display()
+            )));
+        }
+        PianoTranscriber::new(&self.model, options.clone())?.transcribe_sources(sources, on_window)
+    }
+
     fn tokenizer(&self) -> Result<&Tokenizer> {
+        if self.kind == ModelKind::AriaAmt {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a piano transcription model (aria-amt): it writes notes, not text",
+                self.dir.display()
+            )));
+        }
         self.tokenizer.as_ref().ok_or_else(|| {
             Error::InvalidArgument(format!("{} has no tokenizer.json: it cannot produce text", self.dir.display()))
         })

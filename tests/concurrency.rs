@@ -17,7 +17,7 @@ fn tiny_en() -> Option<LoadedModel> {
     let tokenizer = Tokenizer::from_file(ck.tokenizer.as_ref().unwrap(), ck.generation.eot.unwrap()).unwrap();
     let backend: Box<dyn Backend + Send> = Box::new(gpu()?);
     let model = Model::new(backend, ck.dims, ck.generation, &ck.weights, WeightDtype::Auto).unwrap();
-    Some(LoadedModel { model, tokenizer: Some(tokenizer), dir })
+    Some(LoadedModel { model, kind: whisper_wgpu::config::ModelKind::Whisper, tokenizer: Some(tokenizer), dir })
 }
 
 /// 4 threads x 2 files (jfk, espeak) against one model, each thread in its own order.

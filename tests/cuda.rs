@@ -369,9 +369,11 @@ fn attention_is_split_into_chunks_with_a_merge_only_when_needed() {
 fn the_argument_structs_match_the_ptx() {
     let Some(ptx) = ptx_for(89) else { return };
     let sizes: HashMap<String, usize> = ptx.iter().flat_map(|p| param_sizes(p)).collect();
-    // A real decoder step and encoder of amt-random, lowered against the recorder: every
-    // kernel appears, and each launch's packed struct is the size the PTX declares.
-    let launches = model_plans();
+    // Real decoder steps and encoders of amt-random and aria-amt-random (its own token
+    // selection), lowered against the recorder: every kernel appears, and each launch's
+    // packed struct is the size the PTX declares.
+    let mut launches = model_plans();
+    launches.extend(plans_of("models/aria-amt-random"));
     for k in Kernel::ALL {
         let l = launches.iter().find(|l| l.kernel == k).unwrap_or_else(|| panic!("no launch of {k:?}"));
         assert_eq!(l.args.len() * 8, sizes[k.entry()], "{k:?}: packed {} bytes", l.args.len() * 8);
@@ -380,6 +382,11 @@ fn the_argument_structs_match_the_ptx() {
 
 /// Every launch of amt-random's plans (encoder, cross K/V, decode step at capacity 4096).
 fn model_plans() -> Vec<Launch> {
+    plans_of("models/amt-random")
+}
+
+/// Every launch of a model's plans (encoder, cross K/V, decode step at capacity 4096).
+fn plans_of(model_dir: &str) -> Vec<Launch> {
     use std::sync::{Arc, Mutex};
     use whisper_wgpu::checkpoint::Checkpoint;
     use whisper_wgpu::decode::{Session, SessionOptions};
@@ -415,7 +422,7 @@ fn model_plans() -> Vec<Launch> {
         }
     }
     let rec = Arc::new(Mutex::new(Recorder::default()));
-    let ck = Checkpoint::load(&shared("models/amt-random")).unwrap();
+    let ck = Checkpoint::load(&shared(model_dir)).unwrap();
     let model =
         Model::new(Box::new(Shared(rec.clone())), ck.dims, ck.generation, &ck.weights, WeightDtype::Auto).unwrap();
     let opts = SessionOptions { capacity: Some(4096), ..Default::default() };

@@ -332,6 +332,7 @@ fn token_selection_matches_the_reference() {
             cap,
             ts_begin: Some(ts_begin),
             no_timestamps: Some(ts_begin - 1),
+            rule: whisper_wgpu::config::Selection::Whisper,
         };
         p.run(&[Op::SelectToken(op)], 1);
         let (a, b) = p.u32s(state_buf, rows * STATE_WORDS);

@@ -496,6 +496,7 @@ fn select_applies_rules_prompt_and_eot() {
         cap,
         ts_begin: None,
         no_timestamps: None,
+        rule: whisper_wgpu::config::Selection::Whisper,
     });
     t.run(&[op], 1);
     let (sa, sb) = t.read_u32(st, rows * STATE_WORDS);
@@ -518,6 +519,107 @@ fn select_applies_rules_prompt_and_eot() {
     assert!(f32::from_bits(sa[state::NO_SPEECH_PROB]) > 0.0);
     let (a, b) = t.read_f32(lp, rows * cap);
     assert_close("logprobs", &a, &b, 1e-5);
+}
+
+/// aria-amt's selection on the GPU against the CPU reference (`amt::select`): crafted rows
+/// (smoothing between onset neighbours, a note id that is never smoothed, the pedal-off logit
+/// winning only through its 1.05 scale, the velocity/onset boundary, `<E>`, a late onset, a
+/// forced prompt token) and the 32 decoder logit rows aria-amt recorded for window 0 of its
+/// reference run, whose chosen ids must come out exactly.
+#[test]
+fn aria_selection_matches_the_reference() {
+    use whisper_wgpu::amt;
+    use whisper_wgpu::config::Selection;
+    let Some(mut t) = Twin::new() else { return };
+    let vocab = amt::vocab::VOCAB_SIZE as usize;
+    let mut rng = Rng::new(31);
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    let mut crafted = |peaks: &[(usize, f32)]| {
+        let mut row = rng.vec(vocab, 2.0);
+        for &(i, v) in peaks {
+            row[i] = v;
+        }
+        rows.push(row);
+    };
+    crafted(&[(1500, 12.0), (1499, 11.5), (1501, 11.8), (1502, 10.0)]); // onset: smoothed
+    crafted(&[(200, 12.0), (201, 11.9), (199, 11.9)]); // a note-on: only the argmax counts
+    crafted(&[(389, 10.0), (390, 10.4)]); // pedal off wins by its 1.05 scale
+    crafted(&[(417, 12.0), (418, 11.9), (416, 11.0), (419, 11.5)]); // velocity/onset boundary
+    crafted(&[(1, 15.0)]); // <E>: the row ends
+    crafted(&[(2500, 15.0), (2501, 14.5)]); // an onset past 20 s: the row ends
+    crafted(&[(900, 15.0)]); // forced: the prompt's token wins whatever the logits
+    let forced_row = rows.len() - 1;
+    if let Ok(bytes) = std::fs::read(shared("reference/aria-amt-random/model_window0.safetensors")) {
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let recorded: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("logits_incremental").unwrap().data());
+        rows.extend(recorded.chunks(vocab).map(<[f32]>::to_vec));
+    }
+    let (n, cap) = (rows.len(), 16usize);
+    let logits_row = vocab.next_multiple_of(16);
+    let mut flat = vec![0f32; n * logits_row];
+    for (r, row) in rows.iter().enumerate() {
+        flat[r * logits_row..r * logits_row + vocab].copy_from_slice(row);
+    }
+    let mut state = vec![0u32; n * STATE_WORDS];
+    let mut history = vec![0u32; n * cap];
+    for r in 0..n {
+        let s = r * STATE_WORDS;
+        state[s + state::POS] = 3;
+        state[s + state::PROMPT_LEN] = if r == forced_row { 6 } else { 2 };
+        state[s + state::MAX_LEN] = cap as u32;
+        history[r * cap + 4] = 777;
+    }
+    let (lb, rb) = (t.f32(&flat), t.u32(&vec![0u32; 2 * vocab.div_ceil(32)]));
+    let (st, hb, lp) = (t.u32(&state), t.u32(&history), t.zeros(n * cap));
+    let op = Op::SelectToken(SelectToken {
+        rows: n,
+        vocab,
+        logits: lb,
+        logits_row,
+        rules: rb,
+        state: st,
+        history: hb,
+        logprobs: lp,
+        cap,
+        ts_begin: None,
+        no_timestamps: None,
+        rule: Selection::AriaAmt,
+    });
+    t.run(&[op], 1);
+    let (cpu, gpu) = t.read_u32(st, n * STATE_WORDS);
+    for (r, row) in rows.iter().enumerate() {
+        let s = r * STATE_WORDS;
+        let want = if r == forced_row { 777 } else { amt::select(row).unwrap().selected };
+        assert_eq!((cpu[s + state::TOKEN], gpu[s + state::TOKEN]), (want, want), "row {r}");
+        assert_eq!(cpu[s + state::DONE], gpu[s + state::DONE], "row {r} done");
+    }
+    let token = |r: usize| gpu[r * STATE_WORDS + state::TOKEN];
+    assert!((token(0) as i64 - 1500).abs() <= 1, "an onset is smoothed between neighbours");
+    assert_eq!(token(1), 200);
+    assert_eq!(token(2), amt::vocab::PEDAL_OFF_ID);
+    assert_eq!(gpu[4 * STATE_WORDS + state::DONE], 1, "<E> ends the row");
+    assert_eq!(gpu[5 * STATE_WORDS + state::DONE], 1, "a late onset ends the row");
+    assert_eq!(gpu[state::DONE], 0);
+    let (a, b) = t.read_f32(lp, n * cap);
+    assert_close("aria logprobs", &a, &b, 1e-4);
+
+    // A vocabulary that is not aria-amt's is refused, on every backend.
+    let bad = Op::SelectToken(SelectToken {
+        rows: 1,
+        vocab: 100,
+        logits: lb,
+        logits_row,
+        rules: rb,
+        state: st,
+        history: hb,
+        logprobs: lp,
+        cap,
+        ts_begin: None,
+        no_timestamps: None,
+        rule: Selection::AriaAmt,
+    });
+    assert!(t.cpu.compile(std::slice::from_ref(&bad)).is_err());
+    assert!(t.gpu.compile(std::slice::from_ref(&bad)).is_err());
 }
 
 /// Whisper's timestamp rules and seeded sampling: rows in many situations (just after a
@@ -608,6 +710,7 @@ fn select_timestamp_rules_and_sampling_over_steps() {
         cap,
         ts_begin: Some(ts_begin),
         no_timestamps: Some(no_ts),
+        rule: whisper_wgpu::config::Selection::Whisper,
     });
     // Five steps over the same logits: the rules see the tokens chosen before.
     t.run(&[op], 5);

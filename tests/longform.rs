@@ -221,6 +221,38 @@ fn a_hot_decode_resets_the_conditioning() {
 }
 
 #[test]
+fn a_window_without_text_is_decoded_again_without_the_earlier_text() {
+    let text = |a, b| res(vec![ts(0.0), a, b, ts(4.0)], -0.2, 0.1);
+    let empty = || res(vec![], -0.1, 0.1);
+    // Windows at 0, 30, 60 and 90 s. The second and third decode nothing while conditioned.
+    let script = vec![text(1, 2), empty(), text(3, 4), empty(), empty(), text(5, 6)];
+    let (out, seen, left) = run_script(100.0, script, &Default::default());
+    let t = out.unwrap();
+    assert_eq!((left, seen.len()), (0, 6));
+    assert!(seen[0].previous.is_empty());
+    assert_eq!(seen[1].previous, vec![ts(0.0), 1, 2, ts(4.0)]);
+    assert!(seen[2].previous.is_empty(), "the empty window is decoded again without the earlier text");
+    assert_eq!(seen[3].previous, vec![ts(0.0), 3, 4, ts(4.0)]);
+    assert!(seen[4].previous.is_empty());
+    // Still nothing: the window is passed, and the next one is not conditioned on what came
+    // before the empty one (the same context would end it too).
+    assert!(seen[5].previous.is_empty(), "{:?}", seen[5].previous);
+    assert_eq!(t.text, " w1 w2 w3 w4 w5 w6");
+    // The empty window keeps its place as a segment without text.
+    assert_eq!(times(&t), vec![(0.0, 4.0), (30.0, 34.0), (60.0, 90.0), (90.0, 94.0)]);
+
+    // Silence (the no-speech rule) is not decoded again, but the window after it starts afresh.
+    let silent = res(vec![], -1.5, 0.9);
+    let script = vec![text(1, 2), silent, text(3, 4), empty(), text(5, 6)];
+    let (_, seen, left) = run_script(100.0, script, &Default::default());
+    assert_eq!((left, seen.len()), (0, 5));
+    assert_eq!(seen[1].previous.len(), 4);
+    assert!(seen[2].previous.is_empty(), "conditioned across a skipped window: {:?}", seen[2].previous);
+    assert_eq!(seen[3].previous.len(), 4);
+    assert!(seen[4].previous.is_empty());
+}
+
+#[test]
 fn silent_windows_are_skipped_without_fallback() {
     let silent = res(vec![ts(0.0), 9, ts(1.0)], -1.5, 0.9);
     let speech = res(vec![ts(0.0), 1, ts(3.0)], -0.2, 0.05);
@@ -501,10 +533,13 @@ fn sources_in_lockstep_give_each_source_its_own_transcript() {
     let mut dec = Pure { batches: Vec::new() };
     let mut seen = vec![0usize; 3];
     let sources = audio.iter().map(|a| whisper_wgpu::transcribe::SliceSource::new(a)).collect();
-    let together = Transcriber::new(&mut dec, &Words, info())
+    let together: Vec<Transcript> = Transcriber::new(&mut dec, &Words, info())
         .unwrap()
         .transcribe_sources(sources, &options, 2, &mut |i, _| seen[i] += 1)
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(together, alone);
     assert_eq!(seen, alone.iter().map(|t| t.segments.len()).collect::<Vec<_>>());
     assert!(alone.iter().any(|t| t.segments.iter().any(|s| s.temperature > 0.0)), "no window fell back");
@@ -518,4 +553,63 @@ fn sources_in_lockstep_give_each_source_its_own_transcript() {
         &mut |_, _| {},
     );
     assert!(matches!(zero, Err(Error::InvalidArgument(_))), "{zero:?}");
+}
+
+/// Samples in memory that fail to read after `fail_after` of them (a file truncated or
+/// corrupt part-way), or never.
+struct Breaking<'a> {
+    samples: &'a [f32],
+    pos: usize,
+    fail_after: Option<usize>,
+}
+
+impl whisper_wgpu::transcribe::SampleSource for Breaking<'_> {
+    fn read_chunk(&mut self, out: &mut Vec<f32>) -> Result<usize> {
+        if self.fail_after.is_some_and(|n| self.pos >= n) {
+            return Err(Error::Audio { path: "broken.wav".into(), msg: "truncated".into() });
+        }
+        let end = (self.pos + SAMPLE_RATE as usize).min(self.samples.len());
+        out.extend_from_slice(&self.samples[self.pos..end]);
+        let n = end - self.pos;
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_source_that_breaks_fails_alone() {
+    let audio = [noise(45.0, 1), noise(70.0, 2), noise(10.0, 3)];
+    let options = TranscribeOptions::default();
+    let alone: Vec<Transcript> = audio
+        .iter()
+        .map(|a| {
+            Transcriber::new(&mut Pure { batches: Vec::new() }, &Words, info())
+                .unwrap()
+                .transcribe(a, &options)
+                .unwrap()
+        })
+        .collect();
+    // The broken source first, in the middle, last; at batch sizes 1 and 2. It breaks after
+    // its first window (40 s in), or at once.
+    for bad in [0, 2, 3] {
+        for (batch, fail_after) in [(1, 40), (2, 40), (2, 0)] {
+            let mut sources: Vec<Breaking> =
+                audio.iter().map(|a| Breaking { samples: a, pos: 0, fail_after: None }).collect();
+            let broken = Breaking { samples: &audio[1], pos: 0, fail_after: Some(fail_after * SAMPLE_RATE as usize) };
+            sources.insert(bad, broken);
+            let out = Transcriber::new(&mut Pure { batches: Vec::new() }, &Words, info())
+                .unwrap()
+                .transcribe_sources(sources, &options, batch, &mut |_, _| {})
+                .unwrap();
+            assert_eq!(out.len(), 4);
+            let mut good = alone.iter();
+            for (i, r) in out.iter().enumerate() {
+                match r {
+                    Err(Error::Audio { msg, .. }) if i == bad => assert_eq!(msg, "truncated"),
+                    Ok(t) if i != bad => assert_eq!(Some(t), good.next()),
+                    r => panic!("source {i} (broken: {bad}, batch {batch}): {r:?}"),
+                }
+            }
+        }
+    }
 }

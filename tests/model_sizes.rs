@@ -115,7 +115,7 @@ fn every_whisper_size_fits_the_binding_limit() {
         let params = h.params() as u64;
         for (format, bytes_per) in [(BFormat::F32, 4.0), (BFormat::F16, 2.0), (BFormat::I8, 1.0)] {
             let backend = Box::new(DryBackend::new(LAVAPIPE_BINDING));
-            let model = Model::layout_only(backend, dims.clone(), generation.clone(), format)
+            let model = Model::layout_only(backend, dims.clone(), generation.clone(), format, false)
                 .unwrap_or_else(|e| panic!("{name} {format:?}: {e}"));
             let weights = model.backend().counters().live_bytes;
             let chunks = model.weights.token_embedding.chunks.len();

@@ -143,7 +143,12 @@ fn int8_batch_transcribes_like_f16() {
     assert_eq!(int8_emb, f16_emb);
     let (f16_lin, int8_lin) = (f16_all - f16_emb, int8_all - int8_emb);
     assert!(int8_lin * 10 < f16_lin * 6, "int8 linears take {int8_lin} bytes, f16 ones {f16_lin}");
-    let loaded = LoadedModel { model, tokenizer: Some(tokenizer), dir: shared("models/whisper-tiny.en") };
+    let loaded = LoadedModel {
+        model,
+        kind: whisper_wgpu::config::ModelKind::Whisper,
+        tokenizer: Some(tokenizer),
+        dir: shared("models/whisper-tiny.en"),
+    };
     let read =
         |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(shared(p)).unwrap()).unwrap() };
     let refs = [read("reference/tiny.en-jfk/reference.json"), read("reference/espeak_sentence.json")];

@@ -12,12 +12,18 @@
 // done at end-of-text or the row's last position, and at the step that fed the start-of-
 // transcript token records the no-speech probability (softmax of the raw logits).
 //
+// `select_aria`: EleutherAI aria-amt's selection (its 3419-id vocabulary; rules and timestamp
+// fields unused), as the CPU reference (amt::select) and shaders/select.wgsl `aria`: the
+// pedal-off logit (id 389) scaled by 1.05; a = argmax (lowest id on ties); p = softmax of the
+// scaled logits; the token is the p-weighted mean id over [a-2, a+2] within ids >= 392, plus a,
+// over their p sum + 1e-9, rounded half to even. A row ends at <E> (1) or an onset id >= 2418.
+//
 // Argument: one SelectArgs by value (packed by src/backend/cuda/plan.rs in this order).
 //   logits    f32 [rows][logits_row]
 //   rules     u32 two bitmasks of mask_words words: suppress, then begin-suppress
 //   state     u32 STATE_WORDS per row (read-write)
 //   history   u32 [rows][cap]; logprobs f32 [rows][cap]
-// Launch geometry: grid (rows, 1, 1), block (256, 1, 1): one block per row; each thread scans
+// Launch geometry (both): grid (rows, 1, 1), block (256, 1, 1): one block per row; each thread scans
 // the vocabulary with stride 256, then a shared-memory tree reduction.
 
 #define SEL_LANES 256u
@@ -198,4 +204,83 @@ extern "C" __global__ void select_token(const SelectArgs a) {
     st[S_TOKEN] = tok;
     st[S_POS] = next;
     if ((!forced && tok == eot) || next + 1u >= st[S_MAX_LEN]) st[S_DONE] = 1u;
+}
+
+#define ARIA_PEDAL_OFF 389u
+#define ARIA_SMOOTHED 392u
+#define ARIA_EOS 1u
+#define ARIA_LATE_ONSET 2418u
+
+__device__ __forceinline__ float aria_logit(const float* logits, u32 t) {
+    const float v = logits[t];
+    return t == ARIA_PEDAL_OFF ? v * 1.05f : v;
+}
+
+extern "C" __global__ void select_aria(const SelectArgs a) {
+    __shared__ float s_best[SEL_LANES], s_sum[SEL_LANES];
+    __shared__ u32 s_best_id[SEL_LANES];
+    const u32 r = blockIdx.x, lane = threadIdx.x;
+    u32* st = a.state + r * STATE_WORDS;
+    if (st[S_DONE] != 0u) return; // uniform over the block
+    const u32 next = st[S_POS] + 1u;
+    const u32 hrow = r * a.cap;
+    if (next >= a.cap) {
+        __syncthreads();
+        if (lane == 0u) st[S_DONE] = 1u;
+        return;
+    }
+    const bool forced = next < st[S_PROMPT_LEN];
+    const float* logits = a.logits + r * a.logits_row;
+    const u32 n = forced ? 0u : a.vocab;
+
+    float best = NEG_BIG;
+    u32 best_id = NONE;
+    for (u32 t = lane; t < n; t += SEL_LANES) {
+        const float v = aria_logit(logits, t);
+        if (better(v, t, best, best_id)) { best = v; best_id = t; }
+    }
+    s_best[lane] = best; s_best_id[lane] = best_id;
+    __syncthreads();
+    for (u32 w = SEL_LANES / 2u; w > 0u; w /= 2u) {
+        if (lane < w && better(s_best[lane + w], s_best_id[lane + w], s_best[lane], s_best_id[lane])) {
+            s_best[lane] = s_best[lane + w]; s_best_id[lane] = s_best_id[lane + w];
+        }
+        __syncthreads();
+    }
+    const float m = s_best[0];
+    const u32 am = s_best_id[0];
+    float sum = 0.0f;
+    for (u32 t = lane; t < n; t += SEL_LANES) sum += expf(aria_logit(logits, t) - m);
+    s_sum[lane] = sum;
+    __syncthreads();
+    for (u32 w = SEL_LANES / 2u; w > 0u; w /= 2u) {
+        if (lane < w) s_sum[lane] += s_sum[lane + w];
+        __syncthreads();
+    }
+    if (lane != 0u) return;
+
+    u32 tok;
+    if (forced) {
+        tok = a.history[hrow + next];
+    } else {
+        const float inv_total = 1.0f / s_sum[0];
+        float weight = 0.0f, weighted = 0.0f;
+        const u32 hi = min(am + 2u, a.vocab - 1u);
+        for (u32 i = max(am, 2u) - 2u; i <= hi; i++) {
+            if (i != am && i < ARIA_SMOOTHED) continue;
+            const float prob = expf(aria_logit(logits, i) - m) * inv_total;
+            weight += prob;
+            weighted += prob * (float)i;
+        }
+        tok = (u32)rintf(weighted / (weight + 1e-9f));
+        const float lp = aria_logit(logits, tok) - m + logf(inv_total);
+        a.logprobs[hrow + next] = lp;
+        a.history[hrow + next] = tok;
+        st[S_SUM_LOGPROB] = __float_as_uint(__uint_as_float(st[S_SUM_LOGPROB]) + lp);
+        st[S_N_GENERATED] = st[S_N_GENERATED] + 1u;
+    }
+    st[S_TOKEN] = tok;
+    st[S_POS] = next;
+    const bool stop = !forced && (tok == ARIA_EOS || tok >= ARIA_LATE_ONSET);
+    if (stop || next + 1u >= st[S_MAX_LEN]) st[S_DONE] = 1u;
 }

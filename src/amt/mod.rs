@@ -8,6 +8,8 @@
 //!   stop rule and yields the window's result ids;
 //! - [`Stitcher::push_window`] takes each window's result tokens and the silent intervals of
 //!   its audio, and gives the next window's prefix; [`Stitcher::finish`] the MIDI file;
+//! - [`PianoTranscriber`] runs it all on a model: recordings in, windows decoded on the GPU
+//!   (several recordings as rows of one batch), MIDI out;
 //! - underneath: [`vocab`] (ids <-> [`Token`]), [`tokenize()`] / [`detokenize()`], [`MidiDict`]
 //!   and its MIDI file reading and writing, [`process_silent_intervals`].
 //!
@@ -21,6 +23,7 @@ pub mod silence;
 pub mod stitch;
 pub mod time;
 pub mod tokenize;
+pub mod transcribe;
 pub mod vocab;
 
 pub use detokenize::detokenize;
@@ -30,4 +33,5 @@ pub use silence::{process_silent_intervals, SilentInterval};
 pub use stitch::{truncate_seq, write_midi, Continuation, SilencePass, Stitcher, Transcription, WindowReport};
 pub use time::Tempo;
 pub use tokenize::tokenize;
+pub use transcribe::{PianoOptions, PianoTranscriber, PianoTranscript, PianoWindow};
 pub use vocab::Token;

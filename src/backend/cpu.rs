@@ -2,6 +2,8 @@
 //! (f64 for GELU's erf), with no tiling. Kernel tests compare the GPU against it; it is far
 //! too slow for real models.
 use super::{Backend, Counters, PlanId};
+use crate::amt;
+use crate::config::Selection;
 use crate::graph::*;
 use crate::{Error, Result};
 use half::f16;
@@ -237,6 +239,10 @@ impl CpuBackend {
             let s = r * STATE_WORDS;
             let tok = if forced {
                 self.u32_at(op.history, r * op.cap + next)
+            } else if op.rule == Selection::AriaAmt {
+                let (tok, lp) = aria_choice(&logits);
+                self.record(op, r, next, tok, lp);
+                tok
             } else {
                 let history: Vec<u32> = (0..next).map(|i| self.u32_at(op.history, r * op.cap + i)).collect();
                 let sample_begin = (w(self, state::SAMPLE_BEGIN) as usize).min(next);
@@ -258,26 +264,53 @@ impl CpuBackend {
                 let sampling = (flags & state::FLAG_SAMPLE != 0)
                     .then(|| (f32::from_bits(w(self, state::TEMPERATURE)).max(1e-6), w(self, state::SEED)));
                 let (tok, lp) = choose(&logits, &allowed, &rules, sampling, next as u32);
-                self.set_f32(op.logprobs, r * op.cap + next, lp);
-                self.buffers[op.history.0 as usize].words[r * op.cap + next] = tok;
-                let sum = f32::from_bits(self.u32_at(op.state, s + state::SUM_LOGPROB)) + lp;
-                let words = &mut self.buffers[op.state.0 as usize].words;
-                words[s + state::SUM_LOGPROB] = sum.to_bits();
-                words[s + state::N_GENERATED] += 1;
+                self.record(op, r, next, tok, lp);
                 if rules.timestamps && tok >= rules.ts_begin && (tok as usize) < op.vocab {
-                    words[s + state::LAST_TS] = tok;
+                    self.buffers[op.state.0 as usize].words[s + state::LAST_TS] = tok;
                 }
                 tok
+            };
+            let stop = match op.rule {
+                Selection::Whisper => tok == eot,
+                Selection::AriaAmt => tok == amt::vocab::EOS_ID || tok >= amt::select::LATE_ONSET_ID,
             };
             let max_len = w(self, state::MAX_LEN) as usize;
             let words = &mut self.buffers[op.state.0 as usize].words;
             words[s + state::TOKEN] = tok;
             words[s + state::POS] = next as u32;
-            if (!forced && tok == eot) || next + 1 >= max_len {
+            if (!forced && stop) || next + 1 >= max_len {
                 words[s + state::DONE] = 1;
             }
         }
     }
+
+    /// Writes a sampled token and its log-probability into row `r`'s history and scores.
+    fn record(&mut self, op: &SelectToken, r: usize, next: usize, tok: u32, lp: f32) {
+        self.set_f32(op.logprobs, r * op.cap + next, lp);
+        self.buffers[op.history.0 as usize].words[r * op.cap + next] = tok;
+        let s = r * STATE_WORDS;
+        let sum = f32::from_bits(self.u32_at(op.state, s + state::SUM_LOGPROB)) + lp;
+        let words = &mut self.buffers[op.state.0 as usize].words;
+        words[s + state::SUM_LOGPROB] = sum.to_bits();
+        words[s + state::N_GENERATED] += 1;
+    }
+}
+
+/// aria-amt's choice for one row of logits ([`amt::select()`]) and its log-probability under
+/// the scaled softmax; logits it refuses (NaN) give id 0, as the kernels do.
+fn aria_choice(logits: &[f32]) -> (u32, f32) {
+    let Ok(choice) = amt::select(logits) else { return (0, 0.0) };
+    let scaled = |i: usize| {
+        let v = logits[i];
+        if i as u32 == amt::vocab::PEDAL_OFF_ID {
+            v * amt::select::PEDAL_OFF_SCALE
+        } else {
+            v
+        }
+    };
+    let m = (0..logits.len()).map(scaled).fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = (0..logits.len()).map(|i| (scaled(i) - m).exp()).sum();
+    (choice.selected, scaled(choice.selected as usize) - m - total.ln())
 }
 
 /// Whisper's timestamp rules (OpenAI's `ApplyTimestampRules`) for one row.
@@ -439,6 +472,11 @@ impl Backend for CpuBackend {
         Ok(bytes[offset_bytes..end].to_vec())
     }
     fn compile(&mut self, ops: &[Op]) -> Result<PlanId> {
+        for op in ops {
+            if let Op::SelectToken(o) = op {
+                o.check_rule()?;
+            }
+        }
         self.plans.push(ops.to_vec());
         self.counters.plans += 1;
         Ok(PlanId(self.plans.len() as u32 - 1))

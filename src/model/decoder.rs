@@ -5,8 +5,8 @@
 //!   chunk of rows the encoder runs at once (its buffers may hold fewer rows than the batch).
 //! * `step`: one decode step for every row: embed the row's token at its position, pre-norm
 //!   blocks (self-attention writing K/V at the position and reading the valid prefix,
-//!   cross-attention, MLP), final norm, logits against the tied embedding, and the token
-//!   selection that advances each row's state. Identical every step: what varies is in `state`.
+//!   cross-attention, MLP), final norm, logits (against the tied embedding, or a projection of
+//!   their own), and the token selection that advances each row's state. Identical every step: what varies is in `state`.
 use super::ops::{rows_out, Builder, Epilogue};
 use super::upload::DeviceWeights;
 use crate::backend::{Backend, PlanId};
@@ -217,7 +217,7 @@ impl DecoderPlans {
             s.linear(&blk.fc2, rows, flat(mlp, f), &[rows_out(x, 0, d, d)], residual);
         }
         s.layer_norm(&w.decoder_ln, rows, d, x, hb, st);
-        s.linear(&w.token_embedding, rows, flat(hb, d), &[rows_out(logits, 0, logits_row, v)], decode);
+        s.linear(w.logits(), rows, flat(hb, d), &[rows_out(logits, 0, logits_row, v)], decode);
         s.ops.push(Op::SelectToken(SelectToken {
             rows,
             vocab: v,
@@ -230,6 +230,7 @@ impl DecoderPlans {
             cap,
             ts_begin: generation.timestamp_begin.filter(|&t| (t as usize) < v),
             no_timestamps: generation.no_timestamps,
+            rule: generation.selection,
         }));
         // Compile the cross plans and the step plan; on a failure release what was made.
         let mut cross = Vec::new();

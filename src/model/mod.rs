@@ -38,14 +38,16 @@ impl Model {
 
     /// A model of `dims` whose weight buffers are allocated with their real sizes and chunking
     /// but never filled ([`upload::layout`]): sessions can be built on it to plan memory, or to
-    /// check that a model size fits a device, without its weights.
+    /// check that a model size fits a device, without its weights. `untied_output`: the model
+    /// has a logits projection of its own (aria-amt).
     pub fn layout_only(
         mut backend: Box<dyn Backend + Send>,
         dims: ModelDims,
         generation: GenerationConfig,
         format: crate::graph::BFormat,
+        untied_output: bool,
     ) -> Result<Model> {
-        let weights = upload::layout(backend.as_mut(), &dims, format)?;
+        let weights = upload::layout(backend.as_mut(), &dims, format, untied_output)?;
         Ok(Model { dims, generation, weights, backend: Mutex::new(backend) })
     }
 

@@ -97,8 +97,11 @@ pub struct DeviceWeights {
     pub encoder_positional: BufId,
     pub encoder: Vec<DeviceEncoderBlock>,
     pub ln_post: DeviceLayerNorm,
-    /// The tied token embedding, packed `[n_text_state][n_vocab]`: logits weight and lookup table.
+    /// The token embedding, packed `[n_text_state][n_vocab]`: the lookup table, and the
+    /// logits weight unless `output` is set.
     pub token_embedding: DeviceLinear,
+    /// A logits projection of its own (aria-amt), packed like the embedding; `None`: tied.
+    pub output: Option<DeviceLinear>,
     /// `[n_text_ctx][n_text_state]` f32.
     pub decoder_positional: BufId,
     pub decoder: Vec<DeviceDecoderBlock>,
@@ -106,9 +109,15 @@ pub struct DeviceWeights {
 }
 
 impl DeviceWeights {
+    /// The weight of the logits projection.
+    pub fn logits(&self) -> &DeviceLinear {
+        self.output.as_ref().unwrap_or(&self.token_embedding)
+    }
+
     /// Bytes of matmul weights and biases on the device.
     pub fn matmul_bytes(&self) -> usize {
         let mut all = vec![&self.conv1, &self.conv2, &self.token_embedding];
+        all.extend(&self.output);
         for b in &self.encoder {
             all.extend([&b.qkv, &b.out, &b.fc1, &b.fc2]);
         }
@@ -152,6 +161,8 @@ enum LinearSlot {
     Conv1,
     Conv2,
     TokenEmbedding,
+    /// An untied logits projection.
+    Output,
     Block(Stack, BlockLinear),
 }
 
@@ -194,6 +205,7 @@ impl LinearSlot {
             LinearSlot::Conv1 => "encoder.conv1".into(),
             LinearSlot::Conv2 => "encoder.conv2".into(),
             LinearSlot::TokenEmbedding => "decoder.token_embedding".into(),
+            LinearSlot::Output => "decoder.output".into(),
             LinearSlot::Block(s, p) => format!("{}.{}", s.label(), part(p)),
         }
     }
@@ -204,7 +216,7 @@ impl LinearSlot {
     /// projection's (GEMMs over the audio) stay k-major.
     fn device_format(self, format: BFormat, blocked_f16: bool) -> BFormat {
         let per_token = match self {
-            LinearSlot::TokenEmbedding => true,
+            LinearSlot::TokenEmbedding | LinearSlot::Output => true,
             LinearSlot::Block(Stack::Decoder(_), p) => !matches!(p, BlockLinear::CrossKv),
             LinearSlot::Block(Stack::Encoder(_), _) | LinearSlot::Conv1 | LinearSlot::Conv2 => false,
         };
@@ -240,6 +252,8 @@ impl TableSlot {
 /// What makes the device objects: [`Uploader`] from a checkpoint, [`Layout`] from the dims
 /// alone. [`assemble`] asks for every object once, in one order, for both.
 trait Sink {
+    /// Whether the model has a logits projection of its own.
+    fn untied_output(&self) -> bool;
     fn linear(&mut self, slot: LinearSlot) -> Result<DeviceLinear>;
     fn layer_norm(&mut self, slot: NormSlot) -> Result<DeviceLayerNorm>;
     fn table(&mut self, slot: TableSlot) -> Result<BufId>;
@@ -265,6 +279,7 @@ fn assemble(s: &mut dyn Sink, format: BFormat, n_audio_layer: usize, n_text_laye
     }
     let ln_post = s.layer_norm(NormSlot::EncoderPost)?;
     let token_embedding = s.linear(LinearSlot::TokenEmbedding)?;
+    let output = if s.untied_output() { Some(s.linear(LinearSlot::Output)?) } else { None };
     let decoder_positional = s.table(TableSlot::Decoder)?;
     let mut decoder = Vec::new();
     for i in 0..n_text_layer {
@@ -291,6 +306,7 @@ fn assemble(s: &mut dyn Sink, format: BFormat, n_audio_layer: usize, n_text_laye
         encoder,
         ln_post,
         token_embedding,
+        output,
         decoder_positional,
         decoder,
         decoder_ln,
@@ -361,6 +377,10 @@ impl Uploader<'_> {
 }
 
 impl Sink for Uploader<'_> {
+    fn untied_output(&self) -> bool {
+        self.w.decoder.output.is_some()
+    }
+
     fn linear(&mut self, slot: LinearSlot) -> Result<DeviceLinear> {
         let label = slot.label();
         let (e, d) = (&self.w.encoder, &self.w.decoder);
@@ -372,6 +392,12 @@ impl Sink for Uploader<'_> {
                 let format = self.dtype.resolve_embedding(&d.token_embedding);
                 let format = slot.device_format(format, self.backend.prefers_blocked_f16());
                 return self.linears(&label, &[&table], format);
+            }
+            LinearSlot::Output => {
+                let Some(w) = &d.output else { unreachable!("asked for only when untied_output()") };
+                let projection = Linear { weight: w.clone(), bias: None };
+                let format = slot.device_format(self.dtype.resolve_embedding(w), self.backend.prefers_blocked_f16());
+                return self.linears(&label, &[&projection], format);
             }
             LinearSlot::Block(Stack::Encoder(i), p) => {
                 let b = &e.blocks[i];
@@ -446,6 +472,7 @@ struct Layout<'a> {
     backend: &'a mut dyn Backend,
     dims: &'a ModelDims,
     format: BFormat,
+    untied_output: bool,
     max_bytes: u64,
 }
 
@@ -456,6 +483,10 @@ impl Layout<'_> {
 }
 
 impl Sink for Layout<'_> {
+    fn untied_output(&self) -> bool {
+        self.untied_output
+    }
+
     fn linear(&mut self, slot: LinearSlot) -> Result<DeviceLinear> {
         let dims = self.dims;
         let (d, dt) = (dims.n_audio_state, dims.n_text_state);
@@ -471,7 +502,7 @@ impl Sink for Layout<'_> {
         let ((k, n), format, bias) = match slot {
             LinearSlot::Conv1 => ((3 * dims.n_mels, d), conv_format, true),
             LinearSlot::Conv2 => ((3 * d, d), conv_format, true),
-            LinearSlot::TokenEmbedding => ((dt, dims.n_vocab), self.format, false),
+            LinearSlot::TokenEmbedding | LinearSlot::Output => ((dt, dims.n_vocab), self.format, false),
             LinearSlot::Block(Stack::Encoder(_), p) => (block(d, dims.n_audio_mlp, p), self.format, true),
             LinearSlot::Block(Stack::Decoder(_), p) => (block(dt, dims.n_text_mlp, p), self.format, true),
         };
@@ -516,9 +547,15 @@ impl Sink for Layout<'_> {
 /// Device buffers of the sizes and chunking [`upload`] would make for a model of `dims` with
 /// linear weights in `format`, left zero: capacity planning without the weights (tests build
 /// sessions of every Whisper size this way). Convolutions are F16 when `format` is int8, as a
-/// half-precision checkpoint would keep them.
-pub fn layout(backend: &mut dyn Backend, dims: &ModelDims, format: BFormat) -> Result<DeviceWeights> {
+/// half-precision checkpoint would keep them. `untied_output` adds a logits projection of its
+/// own (aria-amt).
+pub fn layout(
+    backend: &mut dyn Backend,
+    dims: &ModelDims,
+    format: BFormat,
+    untied_output: bool,
+) -> Result<DeviceWeights> {
     let max_bytes = backend.max_binding_bytes();
-    let mut l = Layout { backend, dims, format, max_bytes };
+    let mut l = Layout { backend, dims, format, untied_output, max_bytes };
     assemble(&mut l, format, dims.n_audio_layer, dims.n_text_layer)
 }

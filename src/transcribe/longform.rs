@@ -12,6 +12,14 @@
 //!    ([`TranscribeOptions::seam_margin`]);
 //! 5. stop conditioning on earlier text after a decode at a temperature above 0.5.
 //!
+//! Two rules are ours, both about a window that gives no text: without them the prompt does not
+//! change after such a window, so every later window is decoded in the same context, and when
+//! that context is what makes the model write nothing (or look silent to the no-speech rule),
+//! everything after it is lost. A window that decodes no text while conditioned on earlier
+//! text (and that the no-speech rule does not skip) is decoded again without that text
+//! ([`WindowReport::prompt_reset`]); and after a window without text, whichever rule decided,
+//! the next one is not conditioned on what came before it.
+//!
 //! Audio comes from a [`SampleSource`] read forward window by window ([`super::source`]):
 //! streaming a `WavStream` keeps memory bounded however long the file is. Several sources are
 //! transcribed in lockstep ([`Transcriber::transcribe_sources`]): their current windows go to
@@ -81,6 +89,9 @@ pub struct WindowReport {
     /// The window's last segment was held back as cut by the window's end
     /// ([`TranscribeOptions::seam_margin`]): `next` is where it began.
     pub held_back: bool,
+    /// The window decoded no text while conditioned on the text before it, and was decoded
+    /// again without it (`attempts` are the second decode's).
+    pub prompt_reset: bool,
     /// Every temperature tried, in order, the result marked `kept` (none for a quiet window).
     pub attempts: Vec<Attempt>,
     pub decision: WindowDecision,
@@ -215,6 +226,8 @@ struct Job<S> {
     language: Option<u32>,
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
+    /// The current window is being decoded again without the earlier text.
+    prompt_reset: bool,
     segments: Vec<Segment>,
     fallback: Fallback,
     /// Seconds of audio in all, when known.
@@ -255,7 +268,7 @@ impl<'a> Transcriber<'a> {
         on_event: &mut dyn FnMut(Event<'_>),
     ) -> Result<Transcript> {
         let mut all = self.transcribe_sources_events(vec![source], options, 1, &mut |_, e| on_event(e))?;
-        Ok(all.remove(0))
+        all.remove(0)
     }
 
     /// Transcribes several streams in lockstep, `batch_size` at a time: each round decodes the
@@ -263,14 +276,15 @@ impl<'a> Transcriber<'a> {
     /// a window falling back does not hold the others back), and a transcription that ends
     /// makes room for the next source. Each transcript is the one its source gives alone.
     /// `on_segment(i, segment)` sees each segment of source `i` as it is made; results come
-    /// back in source order.
+    /// back in source order. A source that cannot be read or decoded (an audio error) gets its
+    /// error in its place and the others go on; any other error stops the whole run.
     pub fn transcribe_sources<S: SampleSource>(
         &mut self,
         sources: Vec<S>,
         options: &TranscribeOptions,
         batch_size: usize,
         on_segment: &mut dyn FnMut(usize, &Segment),
-    ) -> Result<Vec<Transcript>> {
+    ) -> Result<Vec<Result<Transcript>>> {
         self.transcribe_sources_events(sources, options, batch_size, &mut |i, e| {
             if let Event::Segment(s) = e {
                 on_segment(i, s)
@@ -285,7 +299,7 @@ impl<'a> Transcriber<'a> {
         options: &TranscribeOptions,
         batch_size: usize,
         on_event: &mut dyn FnMut(usize, Event<'_>),
-    ) -> Result<Vec<Transcript>> {
+    ) -> Result<Vec<Result<Transcript>>> {
         if batch_size == 0 {
             return Err(Error::InvalidArgument("the batch size must be at least 1".into()));
         }
@@ -299,7 +313,7 @@ impl<'a> Transcriber<'a> {
                 .filter(|_| timestamps)
                 .map(|s| (s as f64 / self.info.timing.time_precision).round().max(0.0) as u32),
         };
-        let mut out: Vec<Option<Transcript>> = sources.iter().map(|_| None).collect();
+        let mut out: Vec<Option<Result<Transcript>>> = sources.iter().map(|_| None).collect();
         let mut pending = sources.into_iter().enumerate();
         let mut active: Vec<(usize, Job<S>)> = Vec::new();
         loop {
@@ -314,14 +328,16 @@ impl<'a> Transcriber<'a> {
                     language: options.language,
                     all_tokens: options.initial_prompt.clone(),
                     prompt_reset_since: 0,
+                    prompt_reset: false,
                     segments: Vec::new(),
                     fallback: Fallback::default(),
                     total: None,
                 };
-                if self.load_window(&mut job, options, &mut |e| on_event(i, e))? {
-                    active.push((i, job));
-                } else {
-                    out[i] = Some(self.finish(job, options)?);
+                match self.load_window(&mut job, options, &mut |e| on_event(i, e)) {
+                    Ok(true) => active.push((i, job)),
+                    Ok(false) => out[i] = Some(Ok(finish(job))),
+                    Err(e) if e.is_input() => out[i] = Some(Err(e)),
+                    Err(e) => return Err(e),
                 }
             }
             if active.is_empty() {
@@ -356,11 +372,16 @@ impl<'a> Transcriber<'a> {
                     still.push((i, job));
                     continue;
                 };
-                self.commit(&mut job, d, &settings, options, &mut |e| on_event(i, e))?;
-                if self.load_window(&mut job, options, &mut |e| on_event(i, e))? {
+                if self.retry_without_prompt(&mut job, &d, options) {
                     still.push((i, job));
-                } else {
-                    out[i] = Some(self.finish(job, options)?);
+                    continue;
+                }
+                self.commit(&mut job, d, &settings, options, &mut |e| on_event(i, e))?;
+                match self.load_window(&mut job, options, &mut |e| on_event(i, e)) {
+                    Ok(true) => still.push((i, job)),
+                    Ok(false) => out[i] = Some(Ok(finish(job))),
+                    Err(e) if e.is_input() => out[i] = Some(Err(e)),
+                    Err(e) => return Err(e),
                 }
             }
             active = still;
@@ -399,6 +420,7 @@ impl<'a> Transcriber<'a> {
                     length: job.segment_frames as f64 * timing.frame_seconds,
                     next: job.seek as f64 * timing.frame_seconds,
                     held_back: false,
+                    prompt_reset: false,
                     attempts: Vec::new(),
                     decision: WindowDecision::Quiet,
                     total: job.total,
@@ -410,8 +432,23 @@ impl<'a> Transcriber<'a> {
                 job.language = self.decoder.detect_language(&job.mel)?.first().map(|&(id, _)| id);
             }
             job.fallback = Fallback::default();
+            job.prompt_reset = false;
             return Ok(true);
         }
+    }
+
+    /// Whether the window must be decoded again without the earlier text: its kept decode
+    /// holds no text, was conditioned on earlier text, and is not skipped as silence. Resets
+    /// the prompt (for this window and the ones after it) when so.
+    fn retry_without_prompt<S>(&self, job: &mut Job<S>, d: &Decoded, options: &TranscribeOptions) -> bool {
+        let conditioned = job.prompt_reset_since < job.all_tokens.len();
+        if job.prompt_reset || !conditioned || !d.text.trim().is_empty() || options.fallback.is_silence(&d.result) {
+            return false;
+        }
+        job.prompt_reset_since = job.all_tokens.len();
+        job.prompt_reset = true;
+        job.fallback = Fallback::default();
+        true
     }
 
     /// The decode of the job's current window (temperature and seed set by the fallback).
@@ -447,11 +484,15 @@ impl<'a> Transcriber<'a> {
             length: segment_frames as f64 * timing.frame_seconds,
             next: 0.0,
             held_back: false,
+            prompt_reset: job.prompt_reset,
             attempts: std::mem::take(&mut d.attempts),
             decision: WindowDecision::NoText,
             total: job.total,
         };
         if options.fallback.is_silence(&d.result) {
+            // Whether the window was silent or the earlier text talked the model out of it,
+            // the next window starts afresh (see the module notes).
+            job.prompt_reset_since = job.all_tokens.len();
             job.seek += segment_frames;
             report.next = job.seek as f64 * timing.frame_seconds;
             report.decision = WindowDecision::NoSpeech;
@@ -495,12 +536,14 @@ impl<'a> Transcriber<'a> {
         on_event(Event::Window(&report));
         Ok(())
     }
+}
 
-    fn finish<S: SampleSource>(&self, job: Job<S>, options: &TranscribeOptions) -> Result<Transcript> {
-        let text = self.text.detokenize(&job.all_tokens[options.initial_prompt.len()..])?;
-        let duration = job.windows.total().unwrap_or(0) as f64 / SAMPLE_RATE as f64;
-        Ok(Transcript { text, segments: job.segments, language: job.language, duration })
-    }
+/// The transcript of a finished job: the text is the segments' own, so that plain text says
+/// exactly what the subtitles say.
+fn finish<S: SampleSource>(job: Job<S>) -> Transcript {
+    let text = job.segments.iter().map(|s| s.text.as_str()).collect();
+    let duration = job.windows.total().unwrap_or(0) as f64 / SAMPLE_RATE as f64;
+    Transcript { text, segments: job.segments, language: job.language, duration }
 }
 
 /// splitmix64's finaliser: distinct seeds for each window, temperature and sample.

@@ -79,8 +79,11 @@ pub struct EncoderWeights {
 
 #[derive(Clone, Debug)]
 pub struct DecoderWeights {
-    /// `[n_vocab, n_text_state]`; also the logits projection (tied).
+    /// `[n_vocab, n_text_state]`; also the logits projection unless `output` is set.
     pub token_embedding: HostTensor,
+    /// `[n_vocab, n_text_state]`: a logits projection of its own (aria-amt's
+    /// `decoder.output`); `None` when it is tied to the token embedding (Whisper).
+    pub output: Option<HostTensor>,
     /// `[n_text_ctx, n_text_state]`.
     pub positional: HostTensor,
     pub blocks: Vec<DecoderBlock>,
@@ -117,14 +120,11 @@ impl Loader<'_> {
         }
     }
 
-    fn linear(&self, prefix: &str, n: &Names, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+    /// A linear layer; its bias is optional (Whisper's key projections and every aria-amt
+    /// linear have none), but checked when present.
+    fn linear(&self, prefix: &str, n: &Names, out: usize, inp: usize) -> Result<Linear> {
         let weight = self.tensor(&n.weight(prefix), &[out, inp])?;
-        let bias = if bias {
-            Some(self.tensor(&n.bias(prefix), &[out])?)
-        } else {
-            // A key projection may still carry an (all-zero) bias in some exports: accept it.
-            self.optional(&n.bias(prefix), &[out])?
-        };
+        let bias = self.optional(&n.bias(prefix), &[out])?;
         Ok(Linear { weight, bias })
     }
 
@@ -134,11 +134,22 @@ impl Loader<'_> {
 
     fn attention(&self, prefix: &str, n: &Names, dim: usize) -> Result<Attention> {
         Ok(Attention {
-            query: self.linear(&n.query(prefix), n, dim, dim, true)?,
-            key: self.linear(&n.key(prefix), n, dim, dim, false)?,
-            value: self.linear(&n.value(prefix), n, dim, dim, true)?,
-            out: self.linear(&n.attn_out(prefix), n, dim, dim, true)?,
+            query: self.linear(&n.query(prefix), n, dim, dim)?,
+            key: self.linear(&n.key(prefix), n, dim, dim)?,
+            value: self.linear(&n.value(prefix), n, dim, dim)?,
+            out: self.linear(&n.attn_out(prefix), n, dim, dim)?,
         })
+    }
+
+    /// The logits projection when the checkpoint has one of its own (any of its names), `None`
+    /// when it has none or it equals the token embedding.
+    fn output_projection(&self, n: &Names, embedding: &HostTensor) -> Result<Option<HostTensor>> {
+        for name in n.output_projections() {
+            if let Some(t) = self.optional(name, &embedding.shape)? {
+                return Ok((t != *embedding).then_some(t));
+            }
+        }
+        Ok(None)
     }
 
     fn conv(&self, prefix: &str, n: &Names, out: usize, inp: usize) -> Result<Conv1d> {
@@ -171,15 +182,17 @@ impl ModelWeights {
                         attn_ln: l.layer_norm(&n.attn_ln(&b), &n, da)?,
                         attn: l.attention(&n.self_attn(&b), &n, da)?,
                         mlp_ln: l.layer_norm(&n.mlp_ln(&b), &n, da)?,
-                        fc1: l.linear(&n.fc1(&b), &n, dims.n_audio_mlp, da, true)?,
-                        fc2: l.linear(&n.fc2(&b), &n, da, dims.n_audio_mlp, true)?,
+                        fc1: l.linear(&n.fc1(&b), &n, dims.n_audio_mlp, da)?,
+                        fc2: l.linear(&n.fc2(&b), &n, da, dims.n_audio_mlp)?,
                     })
                 })
                 .collect::<Result<_>>()?,
             ln_post: l.layer_norm(&n.encoder_ln(), &n, da)?,
         };
+        let token_embedding = l.tensor(&n.token_embedding(), &[dims.n_vocab, dt])?;
         let decoder = DecoderWeights {
-            token_embedding: l.tensor(&n.token_embedding(), &[dims.n_vocab, dt])?,
+            output: l.output_projection(&n, &token_embedding)?,
+            token_embedding,
             positional: l.tensor(&n.decoder_positional(), &[dims.n_text_ctx, dt])?,
             blocks: (0..dims.n_text_layer)
                 .map(|i| {
@@ -190,22 +203,14 @@ impl ModelWeights {
                         cross_ln: l.layer_norm(&n.cross_ln(&b), &n, dt)?,
                         cross: l.attention(&n.cross_attn(&b), &n, dt)?,
                         mlp_ln: l.layer_norm(&n.mlp_ln(&b), &n, dt)?,
-                        fc1: l.linear(&n.fc1(&b), &n, dims.n_text_mlp, dt, true)?,
-                        fc2: l.linear(&n.fc2(&b), &n, dt, dims.n_text_mlp, true)?,
+                        fc1: l.linear(&n.fc1(&b), &n, dims.n_text_mlp, dt)?,
+                        fc2: l.linear(&n.fc2(&b), &n, dt, dims.n_text_mlp)?,
                     })
                 })
                 .collect::<Result<_>>()?,
             ln: l.layer_norm(&n.decoder_ln(), &n, dt)?,
         };
         encoder.positional = positional.unwrap_or_else(|| sinusoids(dims.n_audio_ctx, da));
-        if let Some(proj) = source.get(&n.untied_projection())? {
-            if proj != decoder.token_embedding {
-                return Err(Error::tensor(
-                    n.untied_projection(),
-                    "an output projection different from the token embedding is not supported",
-                ));
-            }
-        }
         Ok(ModelWeights { encoder, decoder })
     }
 }

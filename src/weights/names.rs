@@ -54,8 +54,14 @@ impl Names {
     pub fn decoder_ln(&self) -> String {
         self.pick("model.decoder.layer_norm", "decoder.ln")
     }
-    pub fn untied_projection(&self) -> String {
-        self.pick("proj_out.weight", "decoder.proj_out.weight")
+    /// Names a separate logits projection goes by: Hugging Face's `proj_out`; aria-amt's
+    /// `decoder.output` (and `decoder.proj_out` in some OpenAI-style exports).
+    pub fn output_projections(&self) -> &'static [&'static str] {
+        if self.hf {
+            &["proj_out.weight"]
+        } else {
+            &["decoder.output.weight", "decoder.proj_out.weight"]
+        }
     }
     pub fn self_attn(&self, block: &str) -> String {
         format!("{block}.{}", if self.hf { "self_attn" } else { "attn" })

@@ -7,12 +7,19 @@ use safetensors::tensor::{Dtype, Metadata};
 use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
 
+/// What `torch.compile` puts before every name of a model's state dict; training checkpoints
+/// (aria-amt's among them) are saved with it.
+const COMPILED_PREFIX: &str = "_orig_mod.";
+
 /// A whole safetensors file held in memory, its header parsed and validated.
 pub struct SafetensorsFile {
     path: PathBuf,
     bytes: Vec<u8>,
     data_start: usize,
     metadata: Metadata,
+    /// [`COMPILED_PREFIX`] when every tensor name carries it, else empty: names are looked up
+    /// without it.
+    prefix: &'static str,
 }
 
 impl SafetensorsFile {
@@ -29,21 +36,30 @@ impl SafetensorsFile {
             path: path.to_path_buf(),
             msg: format!("not a valid safetensors file: {e}"),
         })?;
-        Ok(SafetensorsFile { path: path.to_path_buf(), data_start: 8 + header_len, bytes, metadata })
+        let names = metadata.tensors();
+        let compiled = !names.is_empty() && names.keys().all(|n| n.starts_with(COMPILED_PREFIX));
+        let prefix = if compiled { COMPILED_PREFIX } else { "" };
+        Ok(SafetensorsFile { path: path.to_path_buf(), data_start: 8 + header_len, bytes, metadata, prefix })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Tensor names (without a `_orig_mod.` prefix).
     pub fn names(&self) -> Vec<String> {
-        self.metadata.tensors().into_keys().collect()
+        self.metadata.tensors().into_keys().map(|n| n[self.prefix.len()..].to_string()).collect()
+    }
+
+    /// The shape of a tensor, without reading it.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.metadata.info(&format!("{}{name}", self.prefix)).map(|i| i.shape.clone())
     }
 }
 
 impl TensorSource for SafetensorsFile {
     fn get(&self, name: &str) -> Result<Option<HostTensor>> {
-        let Some(info) = self.metadata.info(name) else {
+        let Some(info) = self.metadata.info(&format!("{}{name}", self.prefix)) else {
             return Ok(None);
         };
         let (start, end) = info.data_offsets;

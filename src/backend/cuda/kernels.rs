@@ -27,10 +27,11 @@ pub enum Kernel {
     AttendPartial,
     AttendMerge,
     Select,
+    SelectAria,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 8] = [
+    pub const ALL: [Kernel; 9] = [
         Kernel::MatmulTiled,
         Kernel::MatmulVec,
         Kernel::LayerNorm,
@@ -39,6 +40,7 @@ impl Kernel {
         Kernel::AttendPartial,
         Kernel::AttendMerge,
         Kernel::Select,
+        Kernel::SelectAria,
     ];
 
     /// The `extern "C"` name of the entry point.
@@ -52,6 +54,7 @@ impl Kernel {
             Kernel::AttendPartial => "attend_partial",
             Kernel::AttendMerge => "attend_merge",
             Kernel::Select => "select_token",
+            Kernel::SelectAria => "select_aria",
         }
     }
 
@@ -86,7 +89,7 @@ pub const FILES: [KernelFile; 6] = [
     KernelFile {
         name: "select.cu",
         source: include_str!("../../../shaders/cuda/select.cu"),
-        entries: &[Kernel::Select],
+        entries: &[Kernel::Select, Kernel::SelectAria],
     },
 ];
 

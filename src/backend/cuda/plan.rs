@@ -4,6 +4,7 @@
 //! packed with the buffers' device addresses. A plan is the list of these launches; the
 //! backend replays it as is, or captures it once into a CUDA graph.
 use super::kernels::Kernel;
+use crate::config::Selection;
 use crate::graph::*;
 use crate::{Error, Result};
 
@@ -414,6 +415,7 @@ impl Lower<'_> {
     }
 
     fn select(&self, o: &SelectToken) -> Result<Launch> {
+        o.check_rule()?;
         if o.rows == 0 || o.vocab == 0 || o.cap == 0 {
             return Err(bad("token selection needs rows, a vocabulary and a capacity".into()));
         }
@@ -430,6 +432,10 @@ impl Lower<'_> {
         }
         p.u32(o.ts_begin.unwrap_or(state::NONE)).u32(o.no_timestamps.unwrap_or(state::NONE));
         let grid = [u32_of(o.rows, "rows")?, 1, 1];
-        Ok(Launch { kernel: Kernel::Select, grid, block: [BLOCK, 1, 1], args: p.finish(), label: "select".into() })
+        let kernel = match o.rule {
+            Selection::Whisper => Kernel::Select,
+            Selection::AriaAmt => Kernel::SelectAria,
+        };
+        Ok(Launch { kernel, grid, block: [BLOCK, 1, 1], args: p.finish(), label: "select".into() })
     }
 }

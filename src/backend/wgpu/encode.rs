@@ -2,6 +2,7 @@
 //! fills the kernel's parameter block, picks the specialisation and the workgroup grid.
 use super::kernels::Kernel;
 use super::WgpuBackend;
+use crate::config::Selection;
 use crate::graph::*;
 use crate::{Error, Result};
 use bytemuck::{Pod, Zeroable};
@@ -658,6 +659,7 @@ impl Ctx<'_> {
     }
 
     fn select(&mut self, o: &SelectToken) -> Result<Dispatch> {
+        o.check_rule()?;
         let mask_words = o.vocab.div_ceil(32);
         self.check_span(o.logits, Elem::F32, (o.rows - 1) * o.logits_row + o.vocab - 1, "select logits")?;
         self.check_span(o.rules, Elem::U32, 2 * mask_words - 1, "select rules")?;
@@ -681,9 +683,13 @@ impl Ctx<'_> {
             Bind::Buf(o.logprobs),
         ];
         let constants = vec![("STATE_WORDS", STATE_WORDS as f64)];
+        let entry = match o.rule {
+            Selection::Whisper => "main",
+            Selection::AriaAmt => "aria",
+        };
         self.dispatch(
             Kernel::Select,
-            "main",
+            entry,
             constants,
             bytemuck::bytes_of(&params),
             binds,
